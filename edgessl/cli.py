@@ -1,0 +1,45 @@
+"""The `edgessl` command: one sub-command per module in `edgessl.commands`.
+
+Each command module exposes `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, and keeps
+heavy imports (torch, runtimes) inside `run` so that `edgessl --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgessl import __version__
+from edgessl.errors import EdgeSSLError
+
+COMMANDS = ("pretrain", "eval", "report", "export", "check", "prune")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgessl",
+        description="Pretrain small image encoders with ReSSL and ship them to phones and boards.",
+        epilog="Run `edgessl <command> --help` for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgessl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"edgessl.commands.{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except EdgeSSLError as exc:
+        print(f"edgessl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edgessl {args.command}: interrupted", file=sys.stderr)
+        return 130

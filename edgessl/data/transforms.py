@@ -1,0 +1,94 @@
+"""ReSSL's two views (spec section 2) and the evaluation transform, as torchvision v2 pipelines.
+
+The augmentation parameters are module constants so the batched on-device implementation
+(`batched_augment.py`) uses the same numbers, and a test can check that it does.
+Pipelines take PIL images (what every edgessl dataset returns) and convert to a tensor last: measured on one core,
+ColorJitter runs about 2x faster on PIL than on uint8 tensors, and nothing else is slower. Tensors are accepted too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, used by every edgessl encoder and exporter
+STD = (0.229, 0.224, 0.225)
+
+CROP_SCALE = (0.2, 1.0)  # RandomResizedCrop area range, both views
+FLIP_P = 0.5
+JITTER = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+JITTER_P = 0.8
+GRAY_P = 0.2
+BLUR_SIGMA = (0.1, 2.0)
+BLUR_P = 0.5
+BLUR_KERNEL_FRACTION = 0.1  # blur kernel ~10% of the image side
+EVAL_CROP_FRACTION = 0.875  # larger images: resize shorter side to size / 0.875, then center crop
+
+
+def blur_kernel_size(size: int) -> int:
+    """Odd Gaussian-blur kernel of about 10% of `size`, at least 3."""
+    return max(3, int(size * BLUR_KERNEL_FRACTION) // 2 * 2 + 1)
+
+
+def _to_float() -> list[v2.Transform]:
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+
+
+def _crop_flip(size: int) -> list[v2.Transform]:
+    return [v2.RandomResizedCrop(size, scale=CROP_SCALE, antialias=True), v2.RandomHorizontalFlip(FLIP_P)]
+
+
+def weak_transform(size: int) -> v2.Compose:
+    """Teacher view: random resized crop and flip only (no colour change)."""
+    return v2.Compose(_crop_flip(size) + _to_float())
+
+
+def strong_transform(size: int) -> v2.Compose:
+    """Student view: crop, flip, colour jitter, grayscale and Gaussian blur."""
+    return v2.Compose(
+        _crop_flip(size)
+        + [
+            v2.RandomApply([v2.ColorJitter(*JITTER)], p=JITTER_P),
+            v2.RandomGrayscale(p=GRAY_P),
+            v2.RandomApply([v2.GaussianBlur(blur_kernel_size(size), sigma=BLUR_SIGMA)], p=BLUR_P),
+        ]
+        + _to_float()
+    )
+
+
+class EvalResize(v2.Transform):
+    """Square `size` crop: images at `size` are only center-cropped; larger ones are resized to
+    `size / 0.875` on the shorter side first (the standard eval crop); smaller ones are upsampled to `size`."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        short = min(F.get_size(inpt))
+        target = self.size if short <= self.size else int(self.size / EVAL_CROP_FRACTION)
+        if short != target:
+            inpt = F.resize(inpt, [target], antialias=True)
+        return F.center_crop(inpt, [self.size])
+
+
+def eval_transform(size: int) -> v2.Compose:
+    """Deterministic transform for kNN / linear evaluation and export calibration."""
+    return v2.Compose([EvalResize(size)] + _to_float())
+
+
+class TwoViews:
+    """Apply both ReSSL views to one image; returns `(strong, weak)` = (student input, teacher input)."""
+
+    def __init__(self, weak: Callable[[Any], torch.Tensor], strong: Callable[[Any], torch.Tensor]) -> None:
+        self.weak = weak
+        self.strong = strong
+
+    def __call__(self, img: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.strong(img), self.weak(img)
+
+    def __repr__(self) -> str:
+        return f"TwoViews(weak={self.weak}, strong={self.strong})"

@@ -1,0 +1,107 @@
+"""The ReSSL model: student (backbone + projector [+ predictor]), EMA teacher, queue, and one training forward."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgessl import distributed as D
+from edgessl.config import Config
+from edgessl.method.batchnorm import shuffled_forward, use_split_bn, use_sync_bn, usable_splits
+from edgessl.method.ema import ema_update
+from edgessl.method.loss import entropy, infonce_loss, relation_loss
+from edgessl.method.queue import EmbeddingQueue
+from edgessl.models.heads import mlp
+from edgessl.models.registry import feature_dim
+
+
+class Branch(nn.Module):
+    """backbone -> projector (-> predictor, student only). The EMA covers backbone and projector."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: nn.Module | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+        self.predictor = predictor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.projector(self.backbone(x))
+        return self.predictor(z) if self.predictor is not None else z
+
+    def ema_parameters(self) -> list[nn.Parameter]:
+        return [*self.backbone.parameters(), *self.projector.parameters()]
+
+
+@dataclass
+class StepOutput:
+    """What one forward returns; tensors stay on the device (no host sync) until the engine logs them."""
+
+    loss: torch.Tensor
+    keys: torch.Tensor  # teacher embeddings of the local batch, to enqueue after the step
+    pt_entropy: torch.Tensor  # entropy of the teacher's relation target (ln K = uninformative)
+    key_cosine: torch.Tensor  # mean in-batch cosine of teacher embeddings (collapse/bunching monitor)
+    infonce: bool
+
+
+class ReSSL(nn.Module):
+    """Relational self-supervised learning with weak augmentation (spec sections 1-4)."""
+
+    def __init__(self, cfg: Config, backbone: nn.Module, batchnorm: str, local_batch: int) -> None:
+        """`batchnorm` is `cfg.ressl.batchnorm` resolved (split, shuffle, sync or plain)."""
+        super().__init__()
+        m, r = cfg.model, cfg.ressl
+        dim = feature_dim(backbone)
+        projector = mlp(dim, m.projector_hidden, m.projector_dim, m.projector_bn)
+        predictor = mlp(m.projector_dim, m.predictor_hidden, m.projector_dim, bn=True) if m.predictor else None
+        self.student = Branch(backbone, projector, predictor)
+        self.teacher = Branch(copy.deepcopy(backbone), copy.deepcopy(projector))
+        self.teacher.requires_grad_(False)
+        gen = torch.Generator().manual_seed(cfg.train.seed)
+        self.queue = EmbeddingQueue(r.queue_size, m.projector_dim, generator=gen)
+        self.tau_s, self.tau_t = r.tau_s, r.tau_t
+        self.batchnorm = batchnorm
+        if batchnorm == "split":
+            use_split_bn(self.teacher, usable_splits(local_batch, r.bn_splits))
+        elif batchnorm == "sync":
+            use_sync_bn(self.student)
+            use_sync_bn(self.teacher)
+
+    def core_student(self) -> Branch:
+        """The student Branch, whether or not the engine wrapped it in DistributedDataParallel."""
+        s = self.student
+        return s.module if isinstance(s, nn.parallel.DistributedDataParallel) else s
+
+    @torch.no_grad()
+    def teacher_embed(self, weak: torch.Tensor) -> torch.Tensor:
+        if self.batchnorm in ("split", "shuffle"):
+            z = shuffled_forward(self.teacher, weak, across_ranks=self.batchnorm == "shuffle")
+        else:
+            z = self.teacher(weak)
+        return F.normalize(z.float(), dim=1)
+
+    def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce: bool) -> StepOutput:
+        """Loss for one batch. EMA update happens here, before the teacher forward (official order)."""
+        z_s = F.normalize(self.student(strong).float(), dim=1)
+        with torch.no_grad():
+            ema_update(self.teacher.ema_parameters(), self.core_student().ema_parameters(), momentum)
+            z_t = self.teacher_embed(weak)
+        queue = self.queue.embeddings
+        if infonce:
+            loss = infonce_loss(z_s, z_t, queue, self.tau_s)
+            with torch.no_grad():
+                p_t = F.softmax(z_t @ queue.T / self.tau_t, dim=1)
+        else:
+            loss, p_t = relation_loss(z_s, z_t, queue, self.tau_s, self.tau_t)
+        with torch.no_grad():
+            b = z_t.shape[0]
+            cos = ((z_t @ z_t.T).sum() - b) / max(b * (b - 1), 1)
+        return StepOutput(loss, z_t, entropy(p_t), cos, infonce)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """After the optimizer step: the whole global batch's teacher keys, identical on every rank."""
+        self.queue.push(D.all_gather_nograd(keys))

@@ -1,0 +1,100 @@
+"""The training loop end to end on a tiny run: resume equivalence, checkpoint contents, queue order, errors."""
+
+import pytest
+import torch
+
+from edgessl.engine.checkpoint import load_encoder, load_edgessl_checkpoint
+from edgessl.engine.trainer import Trainer, pretrain
+from edgessl.errors import EdgeSSLError
+from tests.tiny_run import tiny
+
+def _states_close(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+
+@pytest.mark.slow
+def test_resume_gives_the_same_weights_as_not_stopping(tmp_path):
+    full = pretrain(tiny(tmp_path / "full"))
+    assert full.steps == 8 and set(full.knn) == {0, 1, 2}
+    pretrain(tiny(tmp_path / "half", "train.epochs=1"))
+    assert load_edgessl_checkpoint(tmp_path / "half" / "last.pt")["step"] == 4
+    resumed = pretrain(tiny(tmp_path / "half", "train.epochs=2"))  # same folder: resumes
+    assert resumed.steps == 8
+    a = load_edgessl_checkpoint(tmp_path / "full" / "last.pt")
+    b = load_edgessl_checkpoint(tmp_path / "half" / "last.pt")
+    _states_close(a["model"], b["model"])
+    assert torch.equal(a["model"]["queue.ptr"], b["model"]["queue.ptr"])
+    rows = (tmp_path / "half" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,loss")
+    assert any((tmp_path / "full" / "tensorboard").iterdir())
+
+
+def test_checkpoint_holds_everything_and_encoder_loads(tmp_path):
+    pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0"))
+    ckpt = load_edgessl_checkpoint(tmp_path / "last.pt")
+    assert {"config", "model", "optimizer", "scaler", "rng", "epoch", "step", "encoder"} <= ckpt.keys()
+    assert ckpt["encoder"]["feature_dim"] == 1024 and ckpt["encoder"]["image_size"] == 16
+    assert not any(k.startswith("student.module.") for k in ckpt["model"])
+    model, info = load_encoder(tmp_path / "last.pt")
+    assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 1024)
+    assert (tmp_path / "config.yaml").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_current_batch_is_not_in_queue_and_fifo_after_step(tmp_path, monkeypatch):
+    trainer = Trainer(tiny(tmp_path, "model.predictor=true"))
+    seen = {}
+    import edgessl.method.ressl as ressl_mod
+
+    real = ressl_mod.relation_loss
+
+    def spy(z_s, z_t, queue, tau_s, tau_t):
+        seen["queue"], seen["keys"] = queue.clone(), z_t.clone()
+        return real(z_s, z_t, queue, tau_s, tau_t)
+
+    monkeypatch.setattr(ressl_mod, "relation_loss", spy)
+    x = torch.randn(16, 3, 16, 16)
+    teacher_before = [p.clone() for p in trainer.model.teacher.parameters()]
+    out = trainer.train_step(x, x.flip(3))
+    # the keys of the batch were not in the queue the loss saw ...
+    assert (seen["queue"] @ seen["keys"].T).max() < 0.999
+    # ... and were enqueued FIFO right after the step
+    q = trainer.model.queue
+    assert torch.allclose(q.embeddings[:16], out.keys) and q.ptr.item() == 16
+    assert torch.equal(q.embeddings[16:], seen["queue"][16:])
+    # the teacher moved by EMA and has no predictor; the optimizer only holds student parameters
+    assert any(not torch.equal(a, b) for a, b in zip(teacher_before, trainer.model.teacher.parameters()))
+    assert trainer.model.teacher.predictor is None
+    opt_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert not opt_params & {id(p) for p in trainer.model.teacher.parameters()}
+
+
+def test_infonce_warmup_is_logged_then_switches(tmp_path):
+    pretrain(tiny(tmp_path, "train.epochs=2", "ressl.infonce_warmup_epochs=1", "train.knn_every=0"))
+    kinds = [line.split(",")[3] for line in (tmp_path / "metrics.csv").read_text().splitlines()[1:]
+             if line.split(",")[3]]
+    assert kinds[0] == "infonce" and kinds[-1] == "relation"
+
+
+@pytest.mark.parametrize("override, words", [
+    (["ressl.queue_size=40"], "not a multiple of the global batch"),
+    (["train.batch_size=128", "ressl.queue_size=128"], "fewer than one batch"),
+    (["model.arch=resnet9000"], "unknown model.arch"),
+    (["train.device=cuda"], "no CUDA GPU"),
+    (["train.amp=fp16"], "fp16 needs a CUDA GPU"),
+])
+def test_bad_setups_are_one_line_errors(tmp_path, override, words):
+    with pytest.raises(EdgeSSLError, match=words):
+        Trainer(tiny(tmp_path, *override))
+
+
+def test_nan_loss_stops_with_the_step(tmp_path):
+    with pytest.raises(EdgeSSLError, match=r"NaN/inf at step \d+"):
+        pretrain(tiny(tmp_path, "optim.lr=1.0e+30", "train.knn_every=0"))
+
+
+def test_resume_refuses_a_different_recipe(tmp_path):
+    pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0"))
+    with pytest.raises(EdgeSSLError, match="model.projector_dim"):
+        Trainer(tiny(tmp_path, "model.projector_dim=16"))

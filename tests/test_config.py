@@ -1,0 +1,79 @@
+"""Recipes load into a typed config; bad keys and values give one-line errors naming the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgessl.config import Config, load_config
+from edgessl.errors import EdgeSSLError
+from edgessl.models.registry import check_arch
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_loads_and_validates(recipe):
+    cfg = load_config(recipe)
+    check_arch(cfg.model.arch)
+    assert cfg.ressl.queue_size % cfg.train.batch_size == 0, "queue must be a multiple of the global batch"
+    assert cfg.name == yaml.safe_load(recipe.read_text()).get("name", recipe.stem)
+
+
+def test_recipes_exist():
+    names = {p.stem for p in RECIPES}
+    assert {"quickstart", "cifar10_mobilenetv3_small", "tinyimagenet_mobilenetv3_small", "mobilenetv3_small",
+            "mobilenetv3_large", "efficientnet_b0", "efficientnet_lite0", "mobilenetv2_100", "resnet50"} <= names
+
+
+def test_overrides_are_typed():
+    cfg = load_config(RECIPES[0], ["train.epochs=3", "data.root=/x", "optim.lr=0.1", "model.predictor=true"])
+    assert cfg.train.epochs == 3 and cfg.data.root == "/x" and cfg.optim.lr == 0.1 and cfg.model.predictor is True
+
+
+def test_resolved_config_is_a_valid_recipe(tmp_path):
+    cfg = load_config(None, ["train.epochs=7", "name=x"])
+    cfg.save(tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+@pytest.mark.parametrize("override, words", [
+    (["train.epoch=3"], ["unknown config key 'train.epoch'", "train.epochs"]),
+    (["epochs=3"], ["unknown config key 'epochs'", "train.epochs"]),
+    (["train.epochs=abc"], ["'train.epochs'", "integer", "abc"]),
+    (["train.epochs=0"], ["'train.epochs'", ">= 1"]),
+    (["train.amp=fp8"], ["'train.amp'", "none, bf16, fp16"]),
+    (["model.stem_stride=3"], ["'model.stem_stride'", "1, 2"]),
+    (["ressl.tau_t=0"], ["'ressl.tau_t'", "> 0"]),
+    (["ressl.ema_momentum=1.5"], ["'ressl.ema_momentum'", "<= 1"]),
+    (["train.epochs"], ["key=value"]),
+])
+def test_bad_values_are_one_line_errors(override, words):
+    with pytest.raises(EdgeSSLError) as err:
+        load_config(None, override)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_bad_recipe_file_errors(tmp_path):
+    with pytest.raises(EdgeSSLError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 2\n  bach_size: 4\n")
+    with pytest.raises(EdgeSSLError, match=r"bad.yaml: unknown config key 'train.bach_size'; did you mean 'train.batch_size'"):
+        load_config(bad)
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(EdgeSSLError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_unknown_student_lists_valid_names():
+    with pytest.raises(EdgeSSLError, match="mobilenetv3_small_100, .*efficientnet_lite0"):
+        check_arch("mobilenet_v9")
+
+
+def test_defaults_are_the_spec():
+    cfg = Config()
+    assert (cfg.ressl.tau_s, cfg.ressl.tau_t) == (0.1, 0.04)
