@@ -13,7 +13,7 @@ import sys
 from edgessl import __version__
 from edgessl.errors import EdgeSSLError
 
-COMMANDS = ("pretrain", "eval", "report", "export", "check", "prune")
+COMMANDS = ("pretrain", "eval", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `key=value` overrides may also follow options (`pretrain r.yaml --resume train.epochs=3`)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args._run(args) or 0)
     except EdgeSSLError as exc:

@@ -1,0 +1,62 @@
+"""Weighted kNN: perfect on separated clusters, exact on hand-checkable cases, bounded k."""
+
+import pytest
+import torch
+
+from edgessl.errors import EdgeSSLError
+from edgessl.evaluation.knn import knn_classify
+
+
+def _clusters(n_per_class: int, num_classes: int = 4, dim: int = 16, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    centers = torch.eye(dim)[:num_classes] * 10
+    labels = torch.arange(num_classes).repeat_interleave(n_per_class)
+    return centers[labels] + 0.1 * torch.randn(len(labels), dim, generator=gen), labels
+
+
+def test_well_separated_clusters_are_classified_perfectly():
+    train, train_y = _clusters(50, seed=0)
+    test, test_y = _clusters(20, seed=1)
+    res = knn_classify(train, train_y, test, test_y, k=20, chunk=7)  # chunk smaller than the test set
+    assert res["top1"] == 100.0 and res["top5"] == 100.0
+    assert res["num_test"] == 80 and res["k"] == 20
+
+
+def test_k1_is_the_nearest_neighbour_by_cosine():
+    # unit vectors at angles 0, 90, 180 deg with labels 0, 1, 2; queries close to each, one query between 0 and 90
+    train = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    train_y = torch.tensor([0, 1, 2])
+    test = torch.tensor([[5.0, 0.1], [0.2, 3.0], [-2.0, 0.3], [1.0, 0.9]])  # scale must not matter (cosine)
+    test_y = torch.tensor([0, 1, 2, 1])  # the last is nearer to label 0, so it is wrong
+    res = knn_classify(train, train_y, test, test_y, k=1)
+    assert res["top1"] == pytest.approx(75.0)
+    assert res["top5"] == 100.0  # only 3 classes: top-5 contains every class
+
+
+def test_weights_follow_exp_sim_over_t():
+    # two neighbours of class 0 at cosine 0.6 vs one of class 1 at cosine 0.9 (k=3):
+    # score0 = 2 exp(6), score1 = exp(9) at T=0.1 -> class 1; at T=10 the weights are ~equal -> class 0
+    def unit(c):
+        return torch.tensor([c, (1 - c * c) ** 0.5])
+    train = torch.stack([unit(0.6), unit(0.6), unit(0.9)])
+    train_y = torch.tensor([0, 0, 1])
+    query = torch.tensor([[1.0, 0.0]])
+    assert knn_classify(train, train_y, query, torch.tensor([1]), k=3, temperature=0.1)["top1"] == 100.0
+    assert knn_classify(train, train_y, query, torch.tensor([0]), k=3, temperature=10.0)["top1"] == 100.0
+
+
+def test_k_is_clipped_to_the_bank_and_num_classes_can_be_given():
+    train, train_y = _clusters(2, num_classes=3)
+    res = knn_classify(train, train_y, train, train_y, k=200, num_classes=10)
+    assert res["k"] == 6 and res["top1"] == 100.0
+
+
+def test_empty_inputs_are_a_clear_error():
+    with pytest.raises(EdgeSSLError, match="empty"):
+        knn_classify(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.ones(2, 4), torch.zeros(2))
+
+
+def test_unlabelled_items_are_refused():
+    feats = torch.eye(3)
+    with pytest.raises(EdgeSSLError, match="unlabelled"):
+        knn_classify(feats, torch.tensor([0, -1, 1]), feats, torch.tensor([0, 1, 1]))
