@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from edgessl import distributed as D
 from edgessl.config import Config
-from edgessl.data import TwoViews, build_dataset, eval_transform, strong_transform, weak_transform
-from edgessl.data.transforms import MEAN, STD
+from edgessl.data import TwoViews, build_dataset, strong_transform, weak_transform
+from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
+from edgessl.data.transforms import EVAL_CROP_FRACTION, MEAN, STD
 from edgessl.engine import checkpoint as C
 from edgessl.engine import runtime as R
 from edgessl.engine.optim import build_optimizer, lr_at, scaled_lr, set_lr
@@ -31,6 +32,8 @@ from edgessl.engine.sampler import GlobalBatchSampler
 from edgessl.errors import EdgeSSLError
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_classify
+from edgessl.evaluation.loading import eval_loader
+from edgessl.method.distill import distillation_on
 from edgessl.method.ema import ema_momentum
 from edgessl.method.ressl import ReSSL
 from edgessl.models.registry import build_backbone, check_arch, feature_dim, probe_output_shape
@@ -76,13 +79,17 @@ def check_resume_compatible(saved: dict, cfg: Config, path: Path) -> None:
 
 def check_sizes(cfg: Config, world: int, n_train: int) -> None:
     """The batch/queue/world-size rules that must hold before the first step."""
-    b, k = cfg.train.batch_size, cfg.ressl.queue_size
+    b = cfg.train.batch_size
     if b % world:
         raise EdgeSSLError(f"train.batch_size={b} (global) is not divisible by the world size {world}; "
                            f"use a multiple of {world}")
-    if k % b:
-        raise EdgeSSLError(f"ressl.queue_size={k} is not a multiple of the global batch train.batch_size={b}; "
-                           f"use e.g. ressl.queue_size={max(b, k // b * b)}")
+    queues = {"ressl.queue_size": cfg.ressl.queue_size}
+    if distillation_on(cfg.teacher):
+        queues["teacher.queue_size"] = cfg.teacher.queue_size
+    for key, k in queues.items():
+        if k % b:
+            raise EdgeSSLError(f"{key}={k} is not a multiple of the global batch train.batch_size={b}; "
+                               f"use e.g. {key}={max(b, k // b * b)}")
     if n_train < b:
         raise EdgeSSLError(f"the training set has {n_train} images, fewer than one batch "
                            f"(train.batch_size={b}); lower the batch or add data")
@@ -130,7 +137,13 @@ class Trainer:
         self._sync_run_dir()
 
         size = cfg.data.image_size
-        self.train_set = build_dataset(cfg.data, "train", TwoViews(weak_transform(size), strong_transform(size)))
+        if cfg.data.batched_augment:  # loader workers only decode; both views are made on the device
+            load_size = round(size / EVAL_CROP_FRACTION) if cfg.data.format == "imagefolder" else None
+            self.train_set = build_dataset(cfg.data, "train", ToUint8Tensor(load_size))
+            self.augment = BatchedTwoViews(size, self.device)
+        else:
+            self.train_set = build_dataset(cfg.data, "train", TwoViews(weak_transform(size), strong_transform(size)))
+            self.augment = None
         check_sizes(cfg, self.world, len(self.train_set))
         self.local_batch = cfg.train.batch_size // self.world
         self.steps_per_epoch = len(self.train_set) // cfg.train.batch_size
@@ -185,6 +198,11 @@ class Trainer:
         """The ReSSL state dict with DDP's `module.` removed, so any world size can load it."""
         return {k.replace("student.module.", "student."): v for k, v in self.model.state_dict().items()}
 
+    @property
+    def teacher_record(self) -> dict | None:
+        """The frozen teacher's arch, path and sha256 (its weights are never saved); None without distillation."""
+        return None if self.model.distill is None else self.model.distill.teacher.source.record()
+
     def save(self, name: str = "last.pt") -> None:
         if not D.is_main():
             return
@@ -197,6 +215,7 @@ class Trainer:
                         "image_size": cfg.data.image_size, "feature_dim": feature_dim(self.model.core_student().backbone),
                         "mean": list(MEAN), "std": list(STD)},
             "model": self.model_state(),
+            "teacher": self.teacher_record,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": R.rng_state(),
@@ -206,6 +225,10 @@ class Trainer:
     def _load(self, path: Path) -> None:
         ckpt = C.load_edgessl_checkpoint(path)
         check_resume_compatible(ckpt["config"], self.cfg, path)
+        if ckpt.get("teacher") != self.teacher_record:
+            was, now = ((r or {}).get("sha256", "none")[:12] for r in (ckpt.get("teacher"), self.teacher_record))
+            raise EdgeSSLError(f"cannot resume {path}: the teacher checkpoint changed (sha256 {was}, now {now}); "
+                               f"restore it or set output_dir to a new folder")
         state = ckpt["model"]
         if self.world > 1:
             state = {k.replace("student.", "student.module.", 1) if k.startswith("student.") else k: v
@@ -226,11 +249,7 @@ class Trainer:
         if D.is_main():
             cfg = self.cfg
             if self._knn_loaders is None:
-                t = eval_transform(cfg.data.image_size)
-                self._knn_loaders = [
-                    DataLoader(build_dataset(cfg.data, split, t), batch_size=cfg.knn.batch_size,
-                               num_workers=cfg.data.num_workers, shuffle=False)
-                    for split in ("train", "test")]
+                self._knn_loaders = [eval_loader(cfg, split) for split in ("train", "test")]
             backbone = self.model.core_student().backbone
             was_training = backbone.training
             feats = [extract_features(backbone, loader, self.device, amp=cfg.train.amp, progress=False)
@@ -258,6 +277,13 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           prefetch_factor=4 if workers else None)
 
+    def _views(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(strong, weak) on the device: made here from uint8 images with batched augmentation, else as loaded."""
+        if self.augment is not None:
+            return self.augment(batch.to(self.device, non_blocking=True))
+        strong, weak = batch
+        return strong.to(self.device, non_blocking=True), weak.to(self.device, non_blocking=True)
+
     def train_step(self, strong: torch.Tensor, weak: torch.Tensor) -> "StepOutput":  # noqa: F821
         """One optimizer step on a local batch; returns the method's outputs (tensors, not synced)."""
         cfg = self.cfg
@@ -276,7 +302,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.student.parameters(), cfg.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.model.enqueue(out.keys)
+        self.model.enqueue(out)
         self.step += 1
         self.epoch_step += 1
         return out
@@ -296,6 +322,8 @@ class Trainer:
             print(f"run folder: {self.run_dir}  ({self.world} process(es), device {self.device}, "
                   f"{len(self.train_set)} train images, {self.steps_per_epoch} steps/epoch, "
                   f"global batch {cfg.train.batch_size}, lr {self.peak_lr:.4g})")
+            if self.model.distill is not None:
+                print(self.model.distill.teacher.source.describe())
         start = time.time()
         if not self.resumed and cfg.train.knn_every:
             self._log_knn(0.0)  # the untrained encoder: the baseline every later number is read against
@@ -334,18 +362,17 @@ class Trainer:
         bar = tqdm(total=remaining, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not D.is_main(),
                    dynamic_ncols=True, leave=True)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        sums = torch.zeros(3, device=self.device)
+        sums = torch.zeros(5, device=self.device)
         n_sum, t_log, seen = 0, time.time(), 0
         self.model.train()
-        for (strong, weak), _ in self._loader(sampler):
+        for batch, _ in self._loader(sampler):
             if self.step >= self.total_steps:
                 break
-            strong = strong.to(self.device, non_blocking=True)
-            weak = weak.to(self.device, non_blocking=True)
-            out = self.train_step(strong, weak)
+            out = self.train_step(*self._views(batch))
             loss = out.loss.detach()
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), self.step, first_bad)
-            sums += torch.stack([loss.float(), out.pt_entropy.float(), out.key_cosine.float()])
+            sums += torch.stack([loss.float(), out.pt_entropy.float(), out.key_cosine.float(),
+                                 out.loss_ressl.float(), out.loss_distill.float()])
             n_sum += 1
             seen += cfg.train.batch_size
             bar.update(1)
@@ -366,6 +393,7 @@ class Trainer:
             now = time.time()
             row = {"epoch": self.epoch + (self.epoch_step / self.steps_per_epoch), "step": self.step,
                    "loss": mean[0], "loss_kind": "infonce" if out.infonce else "relation",
+                   "loss_ressl": mean[3], "loss_distill": mean[4] if self.model.distill is not None else "",
                    "lr": self.optimizer.param_groups[0]["lr"],
                    "momentum": ema_momentum(cfg.ressl.ema_momentum, cfg.ressl.ema_schedule, self.step,
                                             self.total_steps),

@@ -98,3 +98,8 @@ def test_resume_refuses_a_different_recipe(tmp_path):
     pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0"))
     with pytest.raises(EdgeSSLError, match="model.projector_dim"):
         Trainer(tiny(tmp_path, "model.projector_dim=16"))
+
+
+def test_batched_augmentation_trains(tmp_path):
+    result = pretrain(tiny(tmp_path, "data.batched_augment=true", "train.epochs=1", "train.knn_every=0"))
+    assert result.steps == 4 and set(result.knn) == {1}  # kNN once, at the end
