@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import time
 from pathlib import Path
@@ -51,7 +52,8 @@ def main() -> None:
         raise SystemExit(f"needs {CIFAR} (../shared/datasets)")
     torch.set_num_threads(args.threads)
     name = args.label or ("official" if not args.set else ",".join(args.set))
-    out = Path(args.out) / f"{Path(args.recipe).stem}-{int(time.time())}"
+    slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
+    out = Path(args.out) / f"{Path(args.recipe).stem}-{slug}-{os.getpid()}"
     cfg = load_config(args.recipe, [f"data.format=npz", f"data.root={CIFAR}", f"data.num_workers={min(args.threads, 2)}",
                                     f"train.epochs={args.epochs}", f"optim.warmup_epochs={args.warmup}",
                                     "train.knn_every=0", "train.device=cpu", f"output_dir={out}",

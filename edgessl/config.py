@@ -50,6 +50,9 @@ class ModelConfig:
     projector_bn: bool = False  # official ReSSL: no BN in the projector
     predictor: bool = False  # journal extension: asymmetric predictor on the student only
     predictor_hidden: int = field(default=512, metadata=_range(1))
+    # start the student backbone from this edgessl checkpoint's encoder (pruned ones included) instead of random
+    # weights; `edgessl prune` sets it for the recovery run
+    init_checkpoint: str = ""
 
 
 @dataclass

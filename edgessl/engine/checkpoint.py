@@ -3,8 +3,10 @@
 Layout of an edgessl checkpoint (a dict):
 - `edgessl`: format version (int); `config`: the resolved recipe (dict)
 - `epoch`: finished epochs; `step`: optimizer steps so far; `epoch_step`: steps into the current epoch
-- `encoder`: {arch, stem_stride, image_size, feature_dim, mean, std} -- what an exporter needs
+- `encoder`: {arch, stem_stride, image_size, feature_dim, mean, std} -- what an exporter needs; a pruned
+  encoder also has `pruned`: its per-layer channel counts (`edgessl.pruning.structure`), applied on load
 - `model`: the ReSSL module's state dict (`student.backbone.*`, `student.projector.*`, `teacher.*`, `queue`, ...)
+- `teacher`: with distillation, the frozen teacher's arch, checkpoint path, sha256 and embedding (never its weights)
 - `optimizer`, `scaler`, `rng`, `metrics`
 """
 
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from edgessl.errors import EdgeSSLError
+from edgessl.safe_load import load_checkpoint
 
 FORMAT_VERSION = 1
 
@@ -37,18 +40,6 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load any checkpoint file safely; a one-line error when it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeSSLError(f"checkpoint '{path}' not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors differ by torch version; all mean "not a checkpoint"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgeSSLError(f"'{path}' is not a readable PyTorch checkpoint ({first[:120]})") from None
 
 
 def load_edgessl_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -73,6 +64,10 @@ def load_encoder(path: str | Path, branch: str = "student") -> tuple[nn.Module, 
     ckpt = load_edgessl_checkpoint(path)
     info = dict(ckpt["encoder"])
     model = build_backbone(info["arch"], info["stem_stride"])
+    if info.get("pruned"):  # a pruned encoder: re-shape the registry model to the stored channel counts
+        from edgessl.pruning.structure import apply_structure
+
+        apply_structure(model, info["pruned"], info["arch"])
     state = encoder_state(ckpt["model"], branch)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -6,8 +6,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("epoch", "step", "loss", "loss_kind", "lr", "momentum", "pt_entropy", "key_cosine",
-           "img_per_s", "knn_top1", "knn_top5", "wall_s")
+# loss = loss_ressl + teacher.weight * loss_distill; loss_distill is empty without a frozen teacher
+COLUMNS = ("epoch", "step", "loss", "loss_kind", "loss_ressl", "loss_distill", "lr", "momentum", "pt_entropy",
+           "key_cosine", "img_per_s", "knn_top1", "knn_top5", "wall_s")
 
 
 class RunLog:

@@ -7,7 +7,7 @@ optimizer step, then the global batch's teacher keys are enqueued. Host syncs ha
 
 from __future__ import annotations
 
-import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -55,7 +55,11 @@ class RunResult:
 
 
 def default_run_dir(cfg: Config) -> Path:
-    return Path("runs") / f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """runs/<name>-<timestamp>; under torchrun runs/<name>-<rendezvous id>, which stays the same when
+    torchrun restarts the workers (--max-restarts), so a restarted job finds and resumes its checkpoint."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    tag = run_id if D.launched_by_torchrun() and run_id != "none" else datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.name}-{tag}"
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -93,6 +97,19 @@ def check_sizes(cfg: Config, world: int, n_train: int) -> None:
     if n_train < b:
         raise EdgeSSLError(f"the training set has {n_train} images, fewer than one batch "
                            f"(train.batch_size={b}); lower the batch or add data")
+
+
+def initial_backbone(cfg: Config) -> tuple[nn.Module, dict]:
+    """The student backbone to start from: a fresh registry model, or the encoder of `model.init_checkpoint` (e.g.
+    a pruned one, for recovery). Also the `encoder` entries the run's checkpoints must carry on (a pruned
+    structure), so they reload the same way."""
+    if not cfg.model.init_checkpoint:
+        return build_backbone(cfg.model.arch, cfg.model.stem_stride), {}
+    model, info = C.load_encoder(cfg.model.init_checkpoint)
+    if (info["arch"], info["stem_stride"]) != (cfg.model.arch, cfg.model.stem_stride):
+        raise EdgeSSLError(f"model.init_checkpoint '{cfg.model.init_checkpoint}' holds a {info['arch']} with stem "
+                           f"stride {info['stem_stride']}; set model.arch and model.stem_stride to match")
+    return model.train(), {k: info[k] for k in ("pruned",) if k in info}
 
 
 class _StopFlag:
@@ -151,7 +168,7 @@ class Trainer:
         self.total_steps = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
 
         R.seed_everything(cfg.train.seed)
-        backbone = build_backbone(cfg.model.arch, cfg.model.stem_stride)
+        backbone, self.encoder_extra = initial_backbone(cfg)
         if probe_output_shape(backbone, size)[-1] <= 0:
             raise EdgeSSLError(f"model.arch={cfg.model.arch} gives no features at data.image_size={size}")
         batchnorm = cfg.ressl.batchnorm
@@ -213,7 +230,7 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "epoch_step": self.epoch_step,
             "encoder": {"arch": cfg.model.arch, "stem_stride": cfg.model.stem_stride,
                         "image_size": cfg.data.image_size, "feature_dim": feature_dim(self.model.core_student().backbone),
-                        "mean": list(MEAN), "std": list(STD)},
+                        "mean": list(MEAN), "std": list(STD), **self.encoder_extra},
             "model": self.model_state(),
             "teacher": self.teacher_record,
             "optimizer": self.optimizer.state_dict(),
@@ -363,7 +380,7 @@ class Trainer:
                    dynamic_ncols=True, leave=True)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         sums = torch.zeros(5, device=self.device)
-        n_sum, t_log, seen = 0, time.time(), 0
+        n_sum, t_log, seen, done = 0, time.time(), 0, 0
         self.model.train()
         for batch, _ in self._loader(sampler):
             if self.step >= self.total_steps:
@@ -375,8 +392,9 @@ class Trainer:
                                  out.loss_ressl.float(), out.loss_distill.float()])
             n_sum += 1
             seen += cfg.train.batch_size
+            done += 1  # counted here, not by the bar: it is disabled (n stays 0) on ranks other than 0
             bar.update(1)
-            at_log = self.step % cfg.train.log_every == 0 or bar.n == remaining
+            at_log = self.step % cfg.train.log_every == 0 or done == remaining
             if D.world_size() == 1 and stop.raised:
                 return True
             if not at_log:

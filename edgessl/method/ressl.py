@@ -1,4 +1,5 @@
-"""The ReSSL model: student (backbone + projector [+ predictor]), EMA teacher, queue, and one training forward."""
+"""The ReSSL model: student (backbone + projector [+ predictor] [+ distillation head]), EMA teacher, queue,
+the optional frozen-teacher distillation (spec section 5), and one training forward."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 from edgessl import distributed as D
 from edgessl.config import Config
 from edgessl.method.batchnorm import shuffled_forward, use_split_bn, use_sync_bn, usable_splits
+from edgessl.method.distill import Distillation, distillation_on
 from edgessl.method.ema import ema_update
 from edgessl.method.loss import entropy, infonce_loss, relation_loss
 from edgessl.method.queue import EmbeddingQueue
@@ -20,17 +22,26 @@ from edgessl.models.registry import feature_dim
 
 
 class Branch(nn.Module):
-    """backbone -> projector (-> predictor, student only). The EMA covers backbone and projector."""
+    """backbone -> projector (-> predictor, student only). The EMA covers backbone and projector.
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: nn.Module | None = None) -> None:
+    With a frozen teacher, the student also has a distillation head on its backbone features; it runs inside
+    `forward` so that DDP, which wraps the student, all-reduces its gradients.
+    """
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: nn.Module | None = None,
+                 distill_head: nn.Module | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.projector = projector
         self.predictor = predictor
+        self.distill_head = distill_head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.projector(self.backbone(x))
-        return self.predictor(z) if self.predictor is not None else z
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The embedding; with a distillation head, the pair (embedding, distillation head output)."""
+        h = self.backbone(x)
+        z = self.projector(h)
+        z = self.predictor(z) if self.predictor is not None else z
+        return z if self.distill_head is None else (z, self.distill_head(h))
 
     def ema_parameters(self) -> list[nn.Parameter]:
         return [*self.backbone.parameters(), *self.projector.parameters()]
@@ -45,6 +56,9 @@ class StepOutput:
     pt_entropy: torch.Tensor  # entropy of the teacher's relation target (ln K = uninformative)
     key_cosine: torch.Tensor  # mean in-batch cosine of teacher embeddings (collapse/bunching monitor)
     infonce: bool
+    loss_ressl: torch.Tensor  # detached, for logging: `loss` = loss_ressl + teacher.weight * loss_distill
+    loss_distill: torch.Tensor  # detached; 0 without a frozen teacher
+    distill_keys: torch.Tensor | None  # the frozen teacher's embeddings of the local batch, to enqueue
 
 
 class ReSSL(nn.Module):
@@ -57,10 +71,12 @@ class ReSSL(nn.Module):
         dim = feature_dim(backbone)
         projector = mlp(dim, m.projector_hidden, m.projector_dim, m.projector_bn)
         predictor = mlp(m.projector_dim, m.predictor_hidden, m.projector_dim, bn=True) if m.predictor else None
-        self.student = Branch(backbone, projector, predictor)
+        gen = torch.Generator().manual_seed(cfg.train.seed)
+        self.distill = Distillation(cfg.teacher, gen) if distillation_on(cfg.teacher) else None
+        head = None if self.distill is None else mlp(dim, m.projector_hidden, self.distill.embed_dim, m.projector_bn)
+        self.student = Branch(backbone, projector, predictor, head)
         self.teacher = Branch(copy.deepcopy(backbone), copy.deepcopy(projector))
         self.teacher.requires_grad_(False)
-        gen = torch.Generator().manual_seed(cfg.train.seed)
         self.queue = EmbeddingQueue(r.queue_size, m.projector_dim, generator=gen)
         self.tau_s, self.tau_t = r.tau_s, r.tau_t
         self.batchnorm = batchnorm
@@ -85,7 +101,9 @@ class ReSSL(nn.Module):
 
     def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce: bool) -> StepOutput:
         """Loss for one batch. EMA update happens here, before the teacher forward (official order)."""
-        z_s = F.normalize(self.student(strong).float(), dim=1)
+        out = self.student(strong)
+        z_s, head_out = out if self.distill is not None else (out, None)
+        z_s = F.normalize(z_s.float(), dim=1)
         with torch.no_grad():
             ema_update(self.teacher.ema_parameters(), self.core_student().ema_parameters(), momentum)
             z_t = self.teacher_embed(weak)
@@ -99,9 +117,17 @@ class ReSSL(nn.Module):
         with torch.no_grad():
             b = z_t.shape[0]
             cos = ((z_t @ z_t.T).sum() - b) / max(b * (b - 1), 1)
-        return StepOutput(loss, z_t, entropy(p_t), cos, infonce)
+        if self.distill is None:
+            return StepOutput(loss, z_t, entropy(p_t), cos, infonce, loss.detach(), torch.zeros_like(loss.detach()),
+                              None)
+        loss_distill, distill_keys = self.distill(head_out, weak)
+        return StepOutput(loss + self.distill.weight * loss_distill, z_t, entropy(p_t), cos, infonce, loss.detach(),
+                          loss_distill.detach(), distill_keys)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """After the optimizer step: the whole global batch's teacher keys, identical on every rank."""
-        self.queue.push(D.all_gather_nograd(keys))
+    def enqueue(self, out: StepOutput) -> None:
+        """After the optimizer step: the whole global batch's teacher keys (and frozen-teacher keys), identical
+        on every rank."""
+        self.queue.push(D.all_gather_nograd(out.keys))
+        if self.distill is not None:
+            self.distill.queue.push(D.all_gather_nograd(out.distill_keys))
