@@ -13,7 +13,7 @@ import sys
 from edgessl import __version__
 from edgessl.errors import EdgeSSLError
 
-COMMANDS = ("pretrain", "eval", "report")
+COMMANDS = ("pretrain", "eval", "report", "export", "check", "prune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,42 @@
+"""The `edgessl` command: help, and bad input as one line on stderr with exit code 2 (no traceback)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from edgessl.cli import COMMANDS, main
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["pretrain", "nope.yaml"], "recipe 'nope.yaml' not found"),
+    (["pretrain", "recipes/quickstart.yaml", "model.arch=mobilenet_v9"], "unknown model.arch 'mobilenet_v9'; choose one of"),
+    (["pretrain", "recipes/quickstart.yaml", "data.format=imagefolder", "data.root=/no/such/dir"], "/no/such/dir"),
+    (["pretrain", "recipes/quickstart.yaml", "ressl.queue_size=1000"], "not a multiple of the global batch"),
+    (["pretrain", "recipes/quickstart.yaml", "train.epochz=3"], "did you mean 'train.epochs'"),
+])
+def test_pretrain_bad_input_is_one_line(tmp_path, capsys, argv, words):
+    assert main([*argv, f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1 and err.startswith("edgessl pretrain: error:")
+
+
+def test_empty_image_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    assert main(["pretrain", "recipes/quickstart.yaml", "data.format=imagefolder", f"data.root={tmp_path / 'data'}",
+                 f"output_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(tmp_path / "data") in err and len(err.splitlines()) == 1
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "edgessl", "pretrain", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "key=value" in done.stdout
