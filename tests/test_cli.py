@@ -40,3 +40,9 @@ def test_empty_image_folder_is_one_line(tmp_path, capsys):
 def test_module_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "edgessl", "pretrain", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "key=value" in done.stdout
+
+
+def test_export_takes_overrides_after_options(tmp_path, capsys):
+    # parsed as CHECKPOINT + override (not rejected by argparse), so the error is about the missing checkpoint
+    assert main(["export", str(tmp_path / "nope.pt"), "--target", "onnx", "data.train_samples=10"]) == 2
+    assert "nope.pt' not found" in capsys.readouterr().err

@@ -21,7 +21,7 @@ HELP = "export an encoder to ONNX/OpenVINO/TFLite (fp32, int8) and check each ar
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("items", nargs="*", metavar="[CHECKPOINT] [key=value ...]",
+    p.add_argument("overrides", nargs="*", metavar="[CHECKPOINT] [key=value ...]",
                    help="a checkpoint .pt or run folder (default: the newest runs/*/last.pt), then recipe overrides "
                         "such as data.root=PATH")
     p.add_argument("--target", default="onnx,openvino,tflite",
@@ -50,8 +50,8 @@ def newest_checkpoint(root: str = "runs") -> str:
 def run(args: argparse.Namespace) -> int:
     from edgessl.export.pipeline import export_checkpoint
 
-    overrides = [i for i in args.items if "=" in i]
-    paths = [i for i in args.items if "=" not in i]
+    overrides = [i for i in args.overrides if "=" in i]
+    paths = [i for i in args.overrides if "=" not in i]
     if len(paths) > 1:
         from edgessl.errors import EdgeSSLError
 
