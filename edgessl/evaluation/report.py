@@ -5,7 +5,7 @@ column), the resolved recipe (`config.yaml`), `eval.json` results, the export ta
 t-SNE map of test features coloured by class. The PNGs go to `<run>/report/` and are referenced relatively, so
 the page opens from disk without a server; copy the folder along with `report.html`.
 
-Export table: rows are read from `<run>/export_report.json`, a JSON list of objects (or {"rows": [...]}) with
+Export table: rows are read from `<run>/export_report.json` (`edgessl export` writes it there), a JSON list of objects (or {"rows": [...]}) with
 columns target, precision, size_mb, latency_ms, cosine_mean, knn_delta (missing values are shown as "-").
 """
 
@@ -29,10 +29,10 @@ from edgessl.evaluation import plots
 from edgessl.evaluation.evaluate import EVAL_FILE
 from edgessl.evaluation.loading import CHECKPOINT_NAME
 from edgessl.evaluation.model_card import recipe_hash
+from edgessl.export.table import RUN_TABLE as EXPORT_TABLE
 
 REPORT_FILE = "report.html"
 ASSET_DIR = "report"
-EXPORT_TABLE = "export_report.json"
 EXPORT_COLUMNS = ("target", "precision", "size_mb", "latency_ms", "cosine_mean", "knn_delta")
 
 # metrics.csv columns with a fixed meaning; any other numeric column gets a plot titled by its name

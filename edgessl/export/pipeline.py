@@ -8,6 +8,7 @@ half-written file behind; artifacts finished before the failure stay.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from edgessl.errors import EdgeSSLError
 from edgessl.export import PRECISIONS, Target, get_target, target_of
 from edgessl.export.check import Reference, latency_ms, measure, reference, size_mb, torch_runner
 from edgessl.export.profiles import Profile
-from edgessl.export.table import Row, status, write_table
+from edgessl.export.table import RUN_TABLE, Row, status, write_table
 
 if TYPE_CHECKING:
     from edgessl.evaluation.loading import LoadedEncoder
@@ -215,6 +216,10 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     uniform = set(tols.values())
     header = _header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
     md = write_table(rows, header, stem.with_suffix(".md"), stem.with_suffix(".json"))
+    run_dir = enc.path.parent
+    if (run_dir / "config.yaml").is_file():  # a run folder: `edgessl report` shows its newest export table
+        shutil.copyfile(stem.with_suffix(".json"), run_dir / f".{RUN_TABLE}.tmp")
+        os.replace(run_dir / f".{RUN_TABLE}.tmp", run_dir / RUN_TABLE)
     return Result(rows, md, stem.with_suffix(".md"), stem.with_suffix(".json"))
 
 

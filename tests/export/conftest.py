@@ -68,6 +68,7 @@ def save_checkpoint(model: torch.nn.Module, cfg: Config, path: Path) -> Path:
                "mean": list(MEAN), "std": list(STD)}
     torch.save({"edgessl": 1, "config": cfg.to_dict(), "encoder": encoder, "epoch": 1, "step": STEPS,
                 "model": {f"student.backbone.{k}": v for k, v in model.state_dict().items()}}, path)
+    cfg.save(path.parent / "config.yaml")  # as in a run folder
     return path
 
 

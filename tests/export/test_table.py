@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from edgessl.export import TARGETS
-from edgessl.export.table import COLUMNS, Row, markdown, status
+from edgessl.export.table import COLUMNS, RUN_TABLE, Row, markdown, status
 
 from .conftest import Exported
 
@@ -49,3 +52,8 @@ def test_int8_not_faster_is_explained(exported: Exported) -> None:
     for row in exported.table["rows"]:
         if row["precision"] == "int8" and row["speedup"] < 1.05:
             assert row["note"].startswith("int8 ") and "fp32" in row["note"]
+
+
+@pytest.mark.slow
+def test_run_folder_gets_the_table_for_the_report(exported: Exported, checkpoint: Path) -> None:
+    assert json.loads((checkpoint.parent / RUN_TABLE).read_text()) == exported.table
