@@ -6,7 +6,8 @@ examples:
   edgessl export runs/mnv3s --calib 512 --tolerance 0.5   # exit 1 if kNN top-1 drops more than 0.5 pt
   edgessl export runs/mnv3s data.root=../shared/datasets/cifar10_full_jpegbytes.npz data.format=jpegbytes
 
-Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC), batch 1, and record
+Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC; int8 TFLite takes it
+quantized with the scale/zero point in its metadata), batch 1, and record
 mean/std in their metadata and model card (<file>.md). int8 is post-training quantization calibrated on the
 recipe's training images with the eval transform. Each artifact then runs in its runtime on the recipe's data:
 cosine to PyTorch fp32 embeddings, kNN top-1 and its drop, batch-1 latency, size -> <out>/<name>_benchmark.md/.json.

@@ -243,9 +243,11 @@ class Trainer:
         ckpt = C.load_edgessl_checkpoint(path)
         check_resume_compatible(ckpt["config"], self.cfg, path)
         if ckpt.get("teacher") != self.teacher_record:
-            was, now = ((r or {}).get("sha256", "none")[:12] for r in (ckpt.get("teacher"), self.teacher_record))
-            raise EdgeSSLError(f"cannot resume {path}: the teacher checkpoint changed (sha256 {was}, now {now}); "
-                               f"restore it or set output_dir to a new folder")
+            was, now = ckpt.get("teacher") or {}, self.teacher_record or {}
+            changed = ", ".join(f"{k} {str(was.get(k, 'none'))[:40]} -> {str(now.get(k, 'none'))[:40]}"
+                                for k in sorted({*was, *now}) if was.get(k) != now.get(k))
+            raise EdgeSSLError(f"cannot resume {path}: the teacher checkpoint changed ({changed}); restore it "
+                               f"or set output_dir to a new folder")
         state = ckpt["model"]
         if self.world > 1:
             state = {k.replace("student.", "student.module.", 1) if k.startswith("student.") else k: v

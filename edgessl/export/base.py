@@ -1,6 +1,7 @@
 """The interface every export target implements, and the helpers they share.
 
-Input convention (all targets, fp32 and int8): an artifact takes ONE image batch of float32, already normalized
+Input convention (all targets, fp32 and int8): an artifact takes ONE image batch of float32 (int8 TFLite: that
+float32 tensor quantized with the artifact's `input_quantization`, see `tflite_target`), already normalized
 the way training and evaluation normalize it -- pixels scaled to [0, 1], then `(x - mean) / std` per channel with
 the checkpoint's mean/std -- at the checkpoint's image size, batch 1. Layout is NCHW for ONNX and OpenVINO and
 NHWC for TFLite (its native layout). Normalization is not baked into the graph, so calibration, the on-device

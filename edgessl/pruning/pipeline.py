@@ -127,7 +127,7 @@ def prune_checkpoint(checkpoint: str | Path, macs: float | None = None, params: 
     if recover_epochs:
         from edgessl.engine.trainer import pretrain
 
-        result = pretrain(recovery_config(enc.cfg.to_dict(), path, pruned_path, out, recover_epochs))
+        result = pretrain(recovery_config(enc.cfg.to_dict(), path, pruned_path, out, recover_epochs, overrides))
         final, stopped = out / CHECKPOINT_NAME, result.stopped_early
         if not stopped:
             knn = result.knn[max(result.knn)]

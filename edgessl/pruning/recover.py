@@ -15,7 +15,7 @@ from typing import Any
 
 from edgessl.config import Config, config_from_dict
 
-# Recovery settings the user may override with key=value: distil the pooled backbone features (what is evaluated
+# Recovery defaults, applied before the user's key=value overrides (so those win): distil the pooled backbone features (what is evaluated
 # and deployed) rather than the projector output, at weight 1 (the original run's weight was for another teacher),
 # for the whole `--recover-epochs`.
 DEFAULTS = ("teacher.embedding=pooled", "teacher.weight=1.0", "train.max_steps=0")

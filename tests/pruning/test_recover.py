@@ -13,11 +13,21 @@ from edgessl.engine.trainer import Trainer
 from edgessl.errors import EdgeSSLError
 from edgessl.models.teacher_loading import load_teacher
 from edgessl.pruning.pipeline import prune_checkpoint
+from edgessl.pruning.recover import recovery_config
 from tests.tiny_run import tiny
 
 
 def quiet(line: str) -> None:
     pass
+
+
+def test_recovery_defaults_yield_to_user_overrides(tmp_path):
+    recipe = tiny(tmp_path).to_dict()
+    ckpt = tmp_path / "last.pt"
+    default = recovery_config(recipe, ckpt, tmp_path / "pruned.pt", tmp_path / "out", 3)
+    assert (default.teacher.weight, default.teacher.embedding, default.train.epochs) == (1.0, "pooled", 3)
+    chosen = recovery_config(recipe, ckpt, tmp_path / "pruned.pt", tmp_path / "out", 3, ["teacher.weight=0.5"])
+    assert chosen.teacher.weight == 0.5 and chosen.teacher.checkpoint == str(ckpt.resolve())
 
 
 @pytest.mark.slow
