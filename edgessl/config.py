@@ -48,6 +48,7 @@ class ModelConfig:
     projector_hidden: int = field(default=2048, metadata=_range(1))
     projector_dim: int = field(default=128, metadata=_range(1))
     projector_bn: bool = False  # official ReSSL: no BN in the projector
+    projector_out_bn: bool = False  # parameter-free BN on the projector output (against bunched embeddings)
     predictor: bool = False  # journal extension: asymmetric predictor on the student only
     predictor_hidden: int = field(default=512, metadata=_range(1))
     # start the student backbone from this edgessl checkpoint's encoder (pruned ones included) instead of random
