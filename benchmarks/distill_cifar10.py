@@ -23,7 +23,8 @@ from edgessl.config import Config, load_config
 from edgessl.engine.trainer import pretrain
 from edgessl.models import build_backbone
 from edgessl.models.teacher_loading import load_teacher
-from pretrain_cifar10 import CIFAR, ROOT, knn_of  # the sibling script (benchmarks/ is on sys.path when run)
+# the sibling script (benchmarks/ is on sys.path when run)
+from pretrain_cifar10 import CIFAR, ROOT, knn_of, parse_cifar_args
 
 TEACHER_RECIPE = ROOT / "recipes" / "resnet18_teacher_cifar10.yaml"
 STUDENT_RECIPE = ROOT / "recipes" / "cifar10_mobilenetv3_small_distill.yaml"
@@ -57,14 +58,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="cap every run at this many steps (0 = no cap)")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs (scaled down with the budget)")
     p.add_argument("--teacher", default="", help="reuse this ResNet-18 checkpoint instead of training a teacher")
-    p.add_argument("--set", action="append", default=[], metavar="key=value",
-                   help="overrides for all three runs, e.g. data.train_samples=5000 or teacher.weight=0.5")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
-    args = p.parse_args()
-    if not CIFAR.exists():
-        raise SystemExit(f"needs {CIFAR} (../shared/datasets)")
-    torch.set_num_threads(args.threads)
+    args = parse_cifar_args(p, "overrides for all three runs, e.g. data.train_samples=5000 or teacher.weight=0.5")
     out = Path(args.out) / f"distill-{int(time.time())}"
     rows = []
 

@@ -38,19 +38,27 @@ def knn_of(backbone: torch.nn.Module, cfg) -> float:
     return knn_classify(*feats[0], *feats[1], k=cfg.knn.k, temperature=cfg.knn.temperature)["top1"]
 
 
+def parse_cifar_args(p: argparse.ArgumentParser, set_help: str = "recipe overrides",
+                     threads_help: str | None = None) -> argparse.Namespace:
+    """Add the options every CIFAR-10 benchmark shares (--set, --threads, --out), parse, check that the shared
+    CIFAR-10 file is there and set the torch threads."""
+    p.add_argument("--set", action="append", default=[], metavar="key=value", help=set_help)
+    p.add_argument("--threads", type=int, default=2, help=threads_help)
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
+    args = p.parse_args()
+    if not CIFAR.exists():
+        raise SystemExit(f"needs {CIFAR} (../shared/datasets)")
+    torch.set_num_threads(args.threads)
+    return args
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default=str(ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml"))
     p.add_argument("--epochs", type=int, default=2, help="budget in epochs over the 50k training images")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs (scaled down with the budget)")
-    p.add_argument("--set", action="append", default=[], metavar="key=value", help="recipe overrides")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--label", default="")
-    args = p.parse_args()
-    if not CIFAR.exists():
-        raise SystemExit(f"needs {CIFAR} (../shared/datasets)")
-    torch.set_num_threads(args.threads)
+    args = parse_cifar_args(p)
     name = args.label or ("official" if not args.set else ",".join(args.set))
     slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
     out = Path(args.out) / f"{Path(args.recipe).stem}-{slug}-{os.getpid()}"

@@ -23,7 +23,7 @@ from edgessl.engine.checkpoint import load_encoder
 from edgessl.export import get_target
 from edgessl.export.check import latency_ms
 from edgessl.pruning.pipeline import prune_checkpoint
-from pretrain_cifar10 import CIFAR, ROOT
+from pretrain_cifar10 import CIFAR, parse_cifar_args
 
 
 def onnx_latency_ms(models: list[torch.nn.Module], arch: str, size: int, runs: int, rounds: int = 3) -> list[float]:
@@ -49,14 +49,8 @@ def main() -> None:
     p.add_argument("--round-to", type=int, default=4, help="channel multiple (1 = any count)")
     p.add_argument("--recover-epochs", type=int, default=5, help="recovery budget in epochs over the training set")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs of the recovery")
-    p.add_argument("--set", action="append", default=[], metavar="key=value", help="recipe overrides")
-    p.add_argument("--threads", type=int, default=2, help="torch threads for pruning and recovery")
     p.add_argument("--latency-runs", type=int, default=300)
-    p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
-    args = p.parse_args()
-    if not CIFAR.exists():
-        raise SystemExit(f"needs {CIFAR} (../shared/datasets)")
-    torch.set_num_threads(args.threads)
+    args = parse_cifar_args(p, threads_help="torch threads for pruning and recovery")
     source = Path(args.checkpoint)
     out = Path(args.out) / f"{source.parent.name}-pruned{round(args.macs * 100)}-{int(time.time())}"
     overrides = ["data.format=npz", f"data.root={CIFAR}", f"data.num_workers={min(args.threads, 2)}",
