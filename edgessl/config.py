@@ -193,6 +193,11 @@ def _convert(key: str, value: Any, typ: Any, meta: dict, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise EdgeSSLError(f"{source}: '{key}' must be an integer; got {value!r}")
     elif typ is float:
+        if isinstance(value, str):  # YAML 1.1 reads `5e-4` (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EdgeSSLError(f"{source}: '{key}' must be a number; got {value!r}")
         value = float(value)

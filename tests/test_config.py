@@ -31,6 +31,13 @@ def test_overrides_are_typed():
     assert cfg.train.epochs == 3 and cfg.data.root == "/x" and cfg.optim.lr == 0.1 and cfg.model.predictor is True
 
 
+def test_exponent_without_a_dot_is_a_number():
+    """YAML 1.1 reads `5e-4` as a string; a float key must still take it (and reject real text)."""
+    assert load_config(None, ["optim.weight_decay=5e-4"]).optim.weight_decay == 5e-4
+    with pytest.raises(EdgeSSLError, match="'optim.lr' must be a number"):
+        load_config(None, ["optim.lr=fast"])
+
+
 def test_resolved_config_is_a_valid_recipe(tmp_path):
     cfg = load_config(None, ["train.epochs=7", "name=x"])
     cfg.save(tmp_path / "config.yaml")
