@@ -38,6 +38,12 @@ def knn_of(backbone: torch.nn.Module, cfg) -> float:
     return knn_classify(*feats[0], *feats[1], k=cfg.knn.k, temperature=cfg.knn.temperature)["top1"]
 
 
+def median_img_per_s(run_dir: Path) -> float:
+    """Median training throughput logged in a run's metrics.csv."""
+    with (run_dir / "metrics.csv").open() as fh:
+        return statistics.median(float(r["img_per_s"]) for r in csv.DictReader(fh) if r["img_per_s"])
+
+
 def parse_cifar_args(p: argparse.ArgumentParser, set_help: str = "recipe overrides",
                      threads_help: str | None = None) -> argparse.Namespace:
     """Add the options every CIFAR-10 benchmark shares (--set, --threads, --out), parse, check that the shared
@@ -71,11 +77,9 @@ def main() -> None:
     start = time.time()
     result = pretrain(cfg)
     wall = time.time() - start
-    with (out / "metrics.csv").open() as fh:
-        speeds = [float(r["img_per_s"]) for r in csv.DictReader(fh) if r["img_per_s"]]
     after = result.knn[max(result.knn)]
     print(f"| {cfg.model.arch} | {name} | {result.steps} | {before:.2f} | {after:.2f} | "
-          f"{statistics.median(speeds):.0f} | {wall / 60:.1f} min |")
+          f"{median_img_per_s(out):.0f} | {wall / 60:.1f} min |")
     print(f"checkpoint: {out / 'last.pt'}")
 
 
