@@ -38,10 +38,12 @@ def knn_of(backbone: torch.nn.Module, cfg) -> float:
     return knn_classify(*feats[0], *feats[1], k=cfg.knn.k, temperature=cfg.knn.temperature)["top1"]
 
 
-def median_img_per_s(run_dir: Path) -> float:
-    """Median training throughput logged in a run's metrics.csv."""
+def training_speed(run_dir: Path) -> tuple[float, float]:
+    """(median img/s, training wall seconds) from a run's metrics.csv; the wall stops at the last step's log,
+    so start-up and the final kNN are not counted."""
     with (run_dir / "metrics.csv").open() as fh:
-        return statistics.median(float(r["img_per_s"]) for r in csv.DictReader(fh) if r["img_per_s"])
+        steps = [r for r in csv.DictReader(fh) if r["img_per_s"]]
+    return statistics.median(float(r["img_per_s"]) for r in steps), float(steps[-1]["wall_s"])
 
 
 def parse_cifar_args(p: argparse.ArgumentParser, set_help: str = "recipe overrides",
@@ -79,7 +81,7 @@ def main() -> None:
     wall = time.time() - start
     after = result.knn[max(result.knn)]
     print(f"| {cfg.model.arch} | {name} | {result.steps} | {before:.2f} | {after:.2f} | "
-          f"{median_img_per_s(out):.0f} | {wall / 60:.1f} min |")
+          f"{training_speed(out)[0]:.0f} | {wall / 60:.1f} min |")
     print(f"checkpoint: {out / 'last.pt'}")
 
 

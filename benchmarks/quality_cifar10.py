@@ -6,7 +6,8 @@ batch 256, weight decay 5e-4, 1 epoch linear warm-up then cosine, `--steps` step
 L2-normalised features in eval mode, 50k train images as the bank, the 10k test images as queries.
 
 ReSSL runs through the real `edgessl pretrain` code path with a recipe's method settings (`ressl`: the default
-small-student recipe; `ressl_official`: the paper's settings); `--set` adds recipe overrides to those runs.
+small-student recipe; `ressl_official`: the paper's settings); `--set` adds recipe overrides after the
+protocol's (method keys act on ReSSL; data, model and optim keys on every row).
 SimCLR and MoCo v2 use `lightly` (pip install -e ".[bench]") with the same backbone, data, strong augmentation,
 optimizer and schedule; each draws two strong views per image.
 
@@ -14,7 +15,8 @@ optimizer and schedule; each draws two strong views per image.
     python benchmarks/quality_cifar10.py --methods ressl --steps 3120      # the 4x budget
     python benchmarks/quality_cifar10.py --methods ressl_official --set model.projector_out_bn=true
 
-Prints one Markdown table: method, settings, steps, kNN top-1, wall time, img/s.
+Prints one Markdown table: method, settings, steps, kNN top-1, training wall time (start-up and kNN not
+counted), img/s.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 # the sibling script (benchmarks/ is on sys.path when run)
-from pretrain_cifar10 import CIFAR, ROOT, knn_of, median_img_per_s, parse_cifar_args
+from pretrain_cifar10 import CIFAR, ROOT, knn_of, parse_cifar_args, training_speed
 from edgessl.config import Config, load_config
 from edgessl.data import build_dataset
 from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
@@ -98,15 +100,15 @@ class Lightly(nn.Module):
 
 
 def train_lightly(method: str, cfg: Config, steps: int) -> tuple[Lightly, float, float]:
-    """Train SimCLR or MoCo v2 on the protocol; returns (model, wall seconds, img/s)."""
+    """Train SimCLR or MoCo v2 on the protocol; returns (model, training wall seconds, img/s)."""
     torch.manual_seed(cfg.train.seed)
     model = Lightly(method, cfg)
     batch = cfg.train.batch_size
     optimizer = build_optimizer(model.online, cfg.optim)
-    peak, warmup = scaled_lr(cfg.optim, batch), round(cfg.optim.warmup_epochs * STEPS_PER_EPOCH)
     augment = BatchedTwoViews(cfg.data.image_size, "cpu", seed=cfg.train.seed)
     loader = DataLoader(build_dataset(cfg.data, "train", ToUint8Tensor()), batch_size=batch, shuffle=True,
                         drop_last=True, num_workers=cfg.data.num_workers, persistent_workers=True, prefetch_factor=4)
+    peak, warmup = scaled_lr(cfg.optim, batch), round(cfg.optim.warmup_epochs * len(loader))
     step, start = 0, time.time()
     with tqdm(total=steps, desc=method) as bar:
         while step < steps:
@@ -131,7 +133,7 @@ def main() -> None:
                    help="comma list of: none (untrained), simclr, moco, ressl, ressl_official")
     p.add_argument("--steps", type=int, default=780, help="optimizer steps at batch 256 (195 per epoch)")
     p.add_argument("--label", default="", help="settings text for the ReSSL rows (default: recipe + --set)")
-    args = parse_cifar_args(p, set_help="extra recipe overrides for the ReSSL rows (ablations)")
+    args = parse_cifar_args(p, set_help="recipe overrides after the protocol's (ablations); data/model/optim keys apply to every row")
     rows = []
     for method in args.methods.split(","):
         out = Path(args.out) / f"quality-{method}-{args.steps}-{os.getpid()}"
@@ -146,11 +148,10 @@ def main() -> None:
             rows.append(({"simclr": "SimCLR", "moco": "MoCo v2"}[method], model.settings, args.steps,
                          knn_of(model.online[0].eval(), cfg), wall, speed))
         elif method in RECIPES:
-            start = time.time()
             result = pretrain(cfg)
+            speed, wall = training_speed(out)
             settings = args.label or " ".join([Path(recipe).stem, *args.set])
-            rows.append((f"ReSSL ({method})", settings, result.steps, result.knn[max(result.knn)],
-                         time.time() - start, median_img_per_s(out)))
+            rows.append((f"ReSSL ({method})", settings, result.steps, result.knn[max(result.knn)], wall, speed))
         else:
             raise SystemExit(f"--methods: unknown method '{method}'; use none, simclr, moco, ressl, ressl_official")
         print(f"{method}: kNN top-1 {rows[-1][3]:.2f}", flush=True)
