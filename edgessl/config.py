@@ -37,6 +37,14 @@ class DataConfig:
     synthetic_train: int = field(default=2000, metadata=_range(10))  # built-in dataset sizes
     synthetic_test: int = field(default=500, metadata=_range(10))
     batched_augment: bool = False  # augment both views as batched tensor ops on the training device
+    # multi-crop (spec section 2): extra strong views for the student at `small_crop_size` px (0 = image_size / 2),
+    # with proportionally smaller crop areas; the teacher's weak-view target is shared by all of them
+    small_crops: int = field(default=0, metadata=_range(0, 16))
+    small_crop_size: int = field(default=0, metadata=_range(0, 1024))
+
+    def small_size(self) -> int:
+        """The multi-crop views' side in pixels (`small_crop_size`, or half of `image_size` when 0)."""
+        return self.small_crop_size or max(self.image_size // 2, 1)
 
 
 @dataclass

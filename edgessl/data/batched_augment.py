@@ -35,6 +35,7 @@ from edgessl.data.transforms import (
     MEAN,
     STD,
     blur_kernel_size,
+    small_crop_scale,
 )
 
 # The reference RandomResizedCrop uses torchvision's default aspect-ratio range; read it rather than copy it.
@@ -62,15 +63,16 @@ def _uniform(shape: tuple[int, ...], lo: float, hi: float, gen: torch.Generator 
 
 
 def sample_crops(n: int, height: int, width: int, generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu") -> Tensor:
-    """(n, 4) float crops (top, left, height, width) distributed as `v2.RandomResizedCrop.make_params`.
+                 device: torch.device | str = "cpu", scale: tuple[float, float] = CROP_SCALE) -> Tensor:
+    """(n, 4) float crops (top, left, height, width) distributed as `v2.RandomResizedCrop.make_params` with
+    area range `scale`.
 
     Vectorized rejection sampling: all CROP_TRIES candidates are drawn at once and each sample takes its
     first valid one, falling back to torchvision's center crop when none is valid.
     """
     device = torch.device(device)
     area = height * width
-    target = area * _uniform((n, CROP_TRIES), *CROP_SCALE, generator, device)
+    target = area * _uniform((n, CROP_TRIES), *scale, generator, device)
     ratio = torch.exp(_uniform((n, CROP_TRIES), math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), generator, device))
     w = torch.sqrt(target * ratio).round()
     h = torch.sqrt(target / ratio).round()
@@ -97,11 +99,11 @@ def sample_crops(n: int, height: int, width: int, generator: torch.Generator | N
 
 @dataclass
 class AugmentParams:
-    """Random parameters of one batch of B images. Rows [0, B) of `crops`/`flip` are the strong view,
-    rows [B, 2B) the weak view; the other fields belong to the strong view only."""
+    """Random parameters of one batch of B images. Rows [0, B) of `crops`/`flip` are the strong view and, for
+    the main pair, rows [B, 2B) the weak view; the other fields belong to the strong view only."""
 
-    crops: Tensor  # (2B, 4) top, left, height, width in input pixels
-    flip: Tensor  # (2B,) bool
+    crops: Tensor  # (2B, 4) (main pair) or (B, 4) (a multi-crop view): top, left, height, width in input pixels
+    flip: Tensor  # (2B,) or (B,) bool
     jitter: Tensor  # (B,) bool: colour jitter applied
     factors: Tensor  # (B, 4) brightness, contrast, saturation, hue; JITTER_IDENTITY where `jitter` is False
     order: Tensor  # (B, 4) which op (0-3, as in `factors`) each sample applies in each of the 4 slots
@@ -112,8 +114,10 @@ class AugmentParams:
 
 
 def sample_params(batch: int, height: int, width: int, generator: torch.Generator | None = None,
-                  device: torch.device | str = "cpu") -> AugmentParams:
-    """Draw both views' parameters per sample, with the reference pipeline's distributions.
+                  device: torch.device | str = "cpu", views: int = 2,
+                  scale: tuple[float, float] = CROP_SCALE) -> AugmentParams:
+    """Draw the parameters per sample, with the reference pipeline's distributions: of the strong and weak views
+    (`views=2`), or of one strong multi-crop view (`views=1`, its own crop area range `scale`).
 
     ColorJitter applies its four ops in a random order per image. Here each sample gets a uniformly random
     order too; to stay sync-free the hue op, the only costly one, is placed by a random balanced
@@ -138,8 +142,8 @@ def sample_params(batch: int, height: int, width: int, generator: torch.Generato
     other_slot = (slots - (slots > hue_slot[:, None]).long()).clamp(max=2)
     order = torch.where(slots == hue_slot[:, None], HUE, others.gather(1, other_slot))
     return AugmentParams(
-        crops=sample_crops(2 * batch, height, width, generator, device),
-        flip=rand(2 * batch) < FLIP_P,
+        crops=sample_crops(views * batch, height, width, generator, device, scale),
+        flip=rand(views * batch) < FLIP_P,
         jitter=jitter,
         factors=factors,
         order=order,
@@ -252,15 +256,19 @@ class BatchedTwoViews:
 
     Call with uint8 (B, 3, H, W) images of one size, on `device` or pinned on the host (they are moved
     there); returns contiguous normalized float32 (B, 3, size, size) tensors `(strong, weak)`, as
-    `transforms.TwoViews(weak_transform(size), strong_transform(size))` gives per image. `seed` makes the
-    views reproducible with a dedicated generator on `device` (else torch's default generator is used).
+    `transforms.ressl_views(size)` gives per image, followed by `small_crops` strong multi-crop views
+    (B, 3, small_size, small_size) when asked. `seed` makes the views reproducible with a dedicated generator
+    on `device` (else torch's default generator is used).
 
     Engine use: a DataLoader over the dataset with `ToUint8Tensor` as its transform (pin_memory=True on GPU),
-    then `strong, weak = augment(images)` per batch inside the training step.
+    then `strong, weak, *small = augment(images)` per batch inside the training step.
     """
 
-    def __init__(self, size: int, device: torch.device | str = "cpu", seed: int | None = None) -> None:
+    def __init__(self, size: int, device: torch.device | str = "cpu", seed: int | None = None,
+                 small_crops: int = 0, small_size: int = 0) -> None:
         self.size = size
+        self.small_crops, self.small_size = small_crops, small_size
+        self.small_blur_kernel = blur_kernel_size(small_size) if small_crops else 0
         self.device = torch.device(device)
         self.blur_kernel = blur_kernel_size(size)
         self.generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
@@ -279,15 +287,28 @@ class BatchedTwoViews:
         strong = colour_(views[:batch], params, self.blur_kernel)
         return self.normalize_(strong), self.normalize_(views[batch:])
 
+    def small_views(self, images: Tensor) -> list[Tensor]:
+        """The multi-crop views: each a strong view at `small_size` with its own, proportionally smaller crop."""
+        batch, _, height, width = images.shape
+        source = torch.arange(batch, device=self.device)
+        scale = small_crop_scale(self.size, self.small_size)
+        out = []
+        for _ in range(self.small_crops):
+            params = sample_params(batch, height, width, self.generator, self.device, views=1, scale=scale)
+            crops = resized_crops(images, source, params.crops, params.flip, self.small_size)
+            out.append(self.normalize_(colour_(crops, params, self.small_blur_kernel)))
+        return out
+
     def normalize_(self, x: Tensor) -> Tensor:
         """ImageNet normalization of float images in [0, 1], in place."""
         return x.sub_(self.mean).div_(self.std)
 
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, images: Tensor) -> tuple[Tensor, ...]:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 (B, 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
         images = images.to(self.device, non_blocking=True)
-        return self.apply(images, self.sample(images.shape[0], images.shape[2], images.shape[3]))
+        pair = self.apply(images, self.sample(images.shape[0], images.shape[2], images.shape[3]))
+        return (*pair, *self.small_views(images))
 
 
 class ToUint8Tensor(v2.Compose):

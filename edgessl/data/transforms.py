@@ -8,7 +8,7 @@ ColorJitter runs about 2x faster on PIL than on uint8 tensors, and nothing else 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -37,8 +37,14 @@ def _to_float() -> list[v2.Transform]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
 
 
-def _crop_flip(size: int) -> list[v2.Transform]:
-    return [v2.RandomResizedCrop(size, scale=CROP_SCALE, antialias=True), v2.RandomHorizontalFlip(FLIP_P)]
+def small_crop_scale(size: int, small: int) -> tuple[float, float]:
+    """Area range of a multi-crop view of side `small` when the main views have side `size`: CROP_SCALE shrunk in
+    proportion to the side, as the official ReSSL multi-crop (224 px (0.2, 1.0) ... 96 px (0.086, 0.429))."""
+    return CROP_SCALE[0] * small / size, CROP_SCALE[1] * small / size
+
+
+def _crop_flip(size: int, scale: tuple[float, float] = CROP_SCALE) -> list[v2.Transform]:
+    return [v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip(FLIP_P)]
 
 
 def weak_transform(size: int) -> v2.Compose:
@@ -46,10 +52,10 @@ def weak_transform(size: int) -> v2.Compose:
     return v2.Compose(_crop_flip(size) + _to_float())
 
 
-def strong_transform(size: int) -> v2.Compose:
-    """Student view: crop, flip, colour jitter, grayscale and Gaussian blur."""
+def strong_transform(size: int, scale: tuple[float, float] = CROP_SCALE) -> v2.Compose:
+    """Student view: crop (area range `scale`), flip, colour jitter, grayscale and Gaussian blur."""
     return v2.Compose(
-        _crop_flip(size)
+        _crop_flip(size, scale)
         + [
             v2.RandomApply([v2.ColorJitter(*JITTER)], p=JITTER_P),
             v2.RandomGrayscale(p=GRAY_P),
@@ -81,14 +87,24 @@ def eval_transform(size: int) -> v2.Compose:
 
 
 class TwoViews:
-    """Apply both ReSSL views to one image; returns `(strong, weak)` = (student input, teacher input)."""
+    """Apply both ReSSL views to one image; returns `(strong, weak, *small)` = (student input, teacher input,
+    the student's extra multi-crop views, if any)."""
 
-    def __init__(self, weak: Callable[[Any], torch.Tensor], strong: Callable[[Any], torch.Tensor]) -> None:
+    def __init__(self, weak: Callable[[Any], torch.Tensor], strong: Callable[[Any], torch.Tensor],
+                 small: Sequence[Callable[[Any], torch.Tensor]] = ()) -> None:
         self.weak = weak
         self.strong = strong
+        self.small = tuple(small)
 
-    def __call__(self, img: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.strong(img), self.weak(img)
+    def __call__(self, img: Any) -> tuple[torch.Tensor, ...]:
+        return (self.strong(img), self.weak(img), *(t(img) for t in self.small))
 
     def __repr__(self) -> str:
-        return f"TwoViews(weak={self.weak}, strong={self.strong})"
+        return f"TwoViews(weak={self.weak}, strong={self.strong}, small={len(self.small)})"
+
+
+def ressl_views(size: int, small_crops: int = 0, small_size: int = 0) -> TwoViews:
+    """The per-image views a ReSSL step needs: strong and weak at `size`, plus `small_crops` strong crops at
+    `small_size` (multi-crop, spec section 2)."""
+    small = strong_transform(small_size, small_crop_scale(size, small_size)) if small_crops else None
+    return TwoViews(weak_transform(size), strong_transform(size), [small] * small_crops)

@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from edgessl import distributed as D
 from edgessl.config import Config
-from edgessl.data import TwoViews, build_dataset, strong_transform, weak_transform
+from edgessl.data import build_dataset
 from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
-from edgessl.data.transforms import EVAL_CROP_FRACTION, MEAN, STD
+from edgessl.data.transforms import EVAL_CROP_FRACTION, MEAN, STD, ressl_views
 from edgessl.engine import checkpoint as C
 from edgessl.engine import runtime as R
 from edgessl.engine.optim import build_optimizer, lr_at, scaled_lr, set_lr
@@ -154,12 +154,13 @@ class Trainer:
         self._sync_run_dir()
 
         size = cfg.data.image_size
-        if cfg.data.batched_augment:  # loader workers only decode; both views are made on the device
+        small = cfg.data.small_size()
+        if cfg.data.batched_augment:  # loader workers only decode; all views are made on the device
             load_size = round(size / EVAL_CROP_FRACTION) if cfg.data.format == "imagefolder" else None
             self.train_set = build_dataset(cfg.data, "train", ToUint8Tensor(load_size))
-            self.augment = BatchedTwoViews(size, self.device)
+            self.augment = BatchedTwoViews(size, self.device, small_crops=cfg.data.small_crops, small_size=small)
         else:
-            self.train_set = build_dataset(cfg.data, "train", TwoViews(weak_transform(size), strong_transform(size)))
+            self.train_set = build_dataset(cfg.data, "train", ressl_views(size, cfg.data.small_crops, small))
             self.augment = None
         check_sizes(cfg, self.world, len(self.train_set))
         self.local_batch = cfg.train.batch_size // self.world
@@ -171,6 +172,9 @@ class Trainer:
         backbone, self.encoder_extra = initial_backbone(cfg)
         if probe_output_shape(backbone, size)[-1] <= 0:
             raise EdgeSSLError(f"model.arch={cfg.model.arch} gives no features at data.image_size={size}")
+        if cfg.data.small_crops and probe_output_shape(backbone, small)[-1] <= 0:
+            raise EdgeSSLError(f"model.arch={cfg.model.arch} gives no features at data.small_crop_size={small}; "
+                               f"raise it or set data.small_crops=0")
         batchnorm = cfg.ressl.batchnorm
         if batchnorm == "auto":
             batchnorm = "shuffle" if self.world > 1 else "split"
@@ -296,24 +300,24 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           prefetch_factor=4 if workers else None)
 
-    def _views(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(strong, weak) on the device: made here from uint8 images with batched augmentation, else as loaded."""
+    def _views(self, batch) -> tuple[torch.Tensor, ...]:
+        """(strong, weak, *small) on the device: made here from uint8 images with batched augmentation, else as
+        loaded."""
         if self.augment is not None:
             return self.augment(batch.to(self.device, non_blocking=True))
-        strong, weak = batch
-        return strong.to(self.device, non_blocking=True), weak.to(self.device, non_blocking=True)
+        return tuple(v.to(self.device, non_blocking=True) for v in batch)
 
-    def train_step(self, strong: torch.Tensor, weak: torch.Tensor) -> "StepOutput":  # noqa: F821
-        """One optimizer step on a local batch; returns the method's outputs (tensors, not synced)."""
+    def train_step(self, strong: torch.Tensor, weak: torch.Tensor, *small: torch.Tensor) -> "StepOutput":  # noqa: F821
+        """One optimizer step on a local batch (`small`: the multi-crop views); returns the method's outputs
+        (tensors, not synced)."""
         cfg = self.cfg
         set_lr(self.optimizer, lr_at(self.step, self.total_steps, self.warmup_steps, self.peak_lr))
         momentum = ema_momentum(cfg.ressl.ema_momentum, cfg.ressl.ema_schedule, self.step, self.total_steps)
         infonce = self.step < self.infonce_steps
         if cfg.train.channels_last:
-            strong = strong.contiguous(memory_format=torch.channels_last)
-            weak = weak.contiguous(memory_format=torch.channels_last)
+            strong, weak, *small = (v.contiguous(memory_format=torch.channels_last) for v in (strong, weak, *small))
         with R.autocast(cfg.train.amp, self.device):
-            out = self.forward(strong, weak, momentum, infonce)
+            out = self.forward(strong, weak, momentum, infonce, small)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
         if cfg.optim.grad_clip:

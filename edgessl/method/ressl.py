@@ -4,6 +4,7 @@ the optional frozen-teacher distillation (spec section 5), and one training forw
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,10 +37,14 @@ class Branch(nn.Module):
         self.predictor = predictor
         self.distill_head = distill_head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The embedding; with a distillation head, the pair (embedding, distillation head output)."""
+    def forward(self, x: torch.Tensor, small: Sequence[torch.Tensor] = ()
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The embeddings of `x` and then of the multi-crop views `small` (all of one size: one backbone pass),
+        stacked (B * (1 + len(small)), D); with a distillation head, the pair (embeddings, distillation head
+        output of `x`). One call, so DDP sees a single forward per step."""
         h = self.backbone(x)
-        z = self.projector(h)
+        hs = torch.cat([h, self.backbone(torch.cat(list(small)))]) if small else h
+        z = self.projector(hs)
         z = self.predictor(z) if self.predictor is not None else z
         return z if self.distill_head is None else (z, self.distill_head(h))
 
@@ -99,21 +104,24 @@ class ReSSL(nn.Module):
             z = self.teacher(weak)
         return F.normalize(z.float(), dim=1)
 
-    def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce: bool) -> StepOutput:
-        """Loss for one batch. EMA update happens here, before the teacher forward (official order)."""
-        out = self.student(strong)
+    def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce: bool,
+                small: Sequence[torch.Tensor] = ()) -> StepOutput:
+        """Loss for one batch, averaged over the strong view and the multi-crop views `small` (each matches the
+        teacher's weak-view target). EMA update happens here, before the teacher forward (official order)."""
+        out = self.student(strong, small)
         z_s, head_out = out if self.distill is not None else (out, None)
         z_s = F.normalize(z_s.float(), dim=1)
         with torch.no_grad():
             ema_update(self.teacher.ema_parameters(), self.core_student().ema_parameters(), momentum)
             z_t = self.teacher_embed(weak)
         queue = self.queue.embeddings
+        target = z_t.repeat(1 + len(small), 1)  # the same target for every view of an image
         if infonce:
-            loss = infonce_loss(z_s, z_t, queue, self.tau_s)
+            loss = infonce_loss(z_s, target, queue, self.tau_s)
             with torch.no_grad():
                 p_t = F.softmax(z_t @ queue.T / self.tau_t, dim=1)
         else:
-            loss, p_t = relation_loss(z_s, z_t, queue, self.tau_s, self.tau_t)
+            loss, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
         with torch.no_grad():
             b = z_t.shape[0]
             cos = ((z_t @ z_t.T).sum() - b) / max(b * (b - 1), 1)

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from edgessl.data import batched_augment as ba
-from edgessl.data.transforms import MEAN, STD, blur_kernel_size, strong_transform
+from edgessl.data.transforms import MEAN, STD, blur_kernel_size, small_crop_scale, strong_transform
 
 P_MIN = 0.01  # seeded tests: a p-value below this means the distributions differ
 
@@ -228,3 +228,17 @@ def test_to_uint8_tensor() -> None:
     assert ba.ToUint8Tensor(256)(Image.new("L", (64, 80))).shape == (3, 256, 256)
     small = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     assert torch.equal(ba.ToUint8Tensor()(small), torch.from_numpy(small).permute(2, 0, 1))
+
+
+def test_multi_crop_views_are_small_strong_crops_with_a_smaller_area() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g)
+    views = ba.BatchedTwoViews(32, seed=1, small_crops=2, small_size=16)(images)
+    assert len(views) == 4 and views[1].shape == (8, 3, 32, 32)
+    for small in views[2:]:
+        assert small.shape == (8, 3, 16, 16) and torch.isfinite(small).all()
+    assert not torch.equal(views[2], views[3])  # each multi-crop view draws its own crop and colour
+    lo, hi = small_crop_scale(32, 16)
+    assert (lo, hi) == pytest.approx((0.1, 0.5))
+    areas = ba.sample_crops(4000, 32, 32, g, scale=(lo, hi))[:, 2:].prod(1) / (32 * 32)
+    assert areas.max() <= hi + 0.05 and areas.mean() == pytest.approx((lo + hi) / 2, abs=0.03)

@@ -78,3 +78,10 @@ def test_parameters_match_the_spec() -> None:
 def test_two_views_returns_strong_then_weak() -> None:
     views = T.TwoViews(weak=lambda img: ("weak", img), strong=lambda img: ("strong", img))
     assert views("x") == (("strong", "x"), ("weak", "x"))
+
+
+def test_ressl_views_adds_the_multi_crop_views_after_the_pair() -> None:
+    img = Image.new("RGB", (32, 32), (120, 30, 200))
+    views = T.ressl_views(32, small_crops=3, small_size=16)(img)
+    assert [v.shape[-1] for v in views] == [32, 32, 16, 16, 16]
+    assert len(T.ressl_views(32)(img)) == 2

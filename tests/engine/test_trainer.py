@@ -8,6 +8,14 @@ from edgessl.engine.trainer import Trainer, pretrain
 from edgessl.errors import EdgeSSLError
 from tests.tiny_run import tiny
 
+def trainer_sampler(trainer):
+    from edgessl.engine.sampler import GlobalBatchSampler
+
+    sampler = GlobalBatchSampler(len(trainer.train_set), trainer.cfg.train.batch_size, 0, 1, 0)
+    sampler.set_epoch(0)
+    return sampler
+
+
 def _states_close(a, b):
     assert a.keys() == b.keys()
     for k in a:
@@ -68,6 +76,31 @@ def test_current_batch_is_not_in_queue_and_fifo_after_step(tmp_path, monkeypatch
     assert trainer.model.teacher.predictor is None
     opt_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert not opt_params & {id(p) for p in trainer.model.teacher.parameters()}
+
+
+@pytest.mark.parametrize("batched", ["true", "false"])
+def test_multi_crop_views_share_the_weak_target(tmp_path, monkeypatch, batched):
+    import edgessl.method.ressl as ressl_mod
+
+    trainer = Trainer(tiny(tmp_path, "data.small_crops=2", "data.small_crop_size=8", f"data.batched_augment={batched}"))
+    seen = {}
+    real = ressl_mod.relation_loss
+
+    def spy(z_s, z_t, queue, tau_s, tau_t):
+        seen["z_s"], seen["target"] = z_s, z_t
+        return real(z_s, z_t, queue, tau_s, tau_t)
+
+    monkeypatch.setattr(ressl_mod, "relation_loss", spy)
+    batch = next(iter(trainer._loader(trainer_sampler(trainer))))[0]
+    views = trainer._views(batch)
+    assert [tuple(v.shape[-2:]) for v in views] == [(16, 16), (16, 16), (8, 8), (8, 8)]
+    out = trainer.train_step(*views)
+    z_s, target = seen["z_s"], seen["target"]
+    assert z_s.shape[0] == target.shape[0] == 48 and z_s.requires_grad
+    assert torch.equal(target[:16], out.keys) and torch.equal(target[16:32], out.keys)
+    assert torch.equal(target[32:], out.keys)
+    assert not torch.allclose(z_s[:16], z_s[16:32])  # the student saw three different views
+    assert trainer.model.queue.ptr.item() == 16  # only the weak view's keys are enqueued
 
 
 def test_infonce_warmup_is_logged_then_switches(tmp_path):
