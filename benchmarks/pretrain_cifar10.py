@@ -50,7 +50,8 @@ def parse_cifar_args(p: argparse.ArgumentParser, set_help: str = "recipe overrid
                      threads_help: str | None = None) -> argparse.Namespace:
     """Add the options every CIFAR-10 benchmark shares (--set, --threads, --out), parse, check that the shared
     CIFAR-10 file is there and set the torch threads."""
-    p.add_argument("--set", action="append", default=[], metavar="key=value", help=set_help)
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="key=value",
+                   help=f"{set_help} (one or more; repeatable)")
     p.add_argument("--threads", type=int, default=2, help=threads_help)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
     args = p.parse_args()

@@ -14,6 +14,7 @@ optimizer and schedule; each draws two strong views per image.
     python benchmarks/quality_cifar10.py                                   # all methods, 780 steps
     python benchmarks/quality_cifar10.py --methods ressl --steps 3120      # the 4x budget
     python benchmarks/quality_cifar10.py --methods ressl_official --set model.projector_out_bn=true
+    python benchmarks/quality_cifar10.py --dataset tinyimagenet --methods none,ressl --steps 234   # 64 px check
 
 Prints one Markdown table: method, settings, steps, kNN top-1, training wall time (start-up and kNN not
 counted), img/s.
@@ -45,18 +46,23 @@ from edgessl.models.registry import feature_dim
 
 RECIPES = {"ressl": ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml",
            "ressl_official": ROOT / "recipes" / "ressl_official.yaml"}
-STEPS_PER_EPOCH = 50_000 // 256
+# --dataset: the shared file, its side in pixels and its training-set size (the 780-step headline is CIFAR-10's)
+DATASETS = {"cifar10": (CIFAR, 32, 50_000),
+            "tinyimagenet": (CIFAR.with_name("tinyimagenet200_jpegbytes_train100pc_val50pc.npz"), 64, 20_000)}
 SIMCLR_T, MOCO_T, MOCO_BANK, MOCO_M = 0.5, 0.2, 4096, 0.99
 
 
-def protocol(steps: int, threads: int, out: Path) -> list[str]:
+def protocol(steps: int, threads: int, out: Path, dataset: str = "cifar10") -> list[str]:
     """Overrides that pin everything but the method: model, data, optimizer, schedule, budget, evaluation."""
-    return ["data.format=npz", f"data.root={CIFAR}", "data.image_size=32", f"data.num_workers={min(threads, 2)}",
+    path, size, n_train = DATASETS[dataset]
+    if not path.exists():
+        raise SystemExit(f"--dataset {dataset} needs {path} (../shared/datasets)")
+    return ["data.format=npz", f"data.root={path}", f"data.image_size={size}", f"data.num_workers={min(threads, 2)}",
             "data.train_samples=0", "data.batched_augment=true",
             "model.arch=mobilenetv3_small_100", "model.stem_stride=1", "model.projector_hidden=2048",
             "model.projector_dim=128", "optim.lr=0.06", "optim.base_batch=256", "optim.momentum=0.9",
             "optim.weight_decay=5e-4", "optim.warmup_epochs=1", "train.batch_size=256",
-            f"train.epochs={math.ceil(steps / STEPS_PER_EPOCH)}", f"train.max_steps={steps}",
+            f"train.epochs={math.ceil(steps / (n_train // 256))}", f"train.max_steps={steps}",
             "train.knn_every=0", "train.device=cpu", f"train.threads={threads}", "train.log_every=20",
             "knn.k=200", "knn.temperature=0.1", f"output_dir={out}"]
 
@@ -131,14 +137,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="none,simclr,moco,ressl_official,ressl",
                    help="comma list of: none (untrained), simclr, moco, ressl, ressl_official")
-    p.add_argument("--steps", type=int, default=780, help="optimizer steps at batch 256 (195 per epoch)")
+    p.add_argument("--steps", type=int, default=780,
+                   help="optimizer steps at batch 256 (an epoch is 195 on cifar10, 78 on tinyimagenet)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10",
+                   help="cifar10 (32 px, the issue's protocol) or tinyimagenet (64 px, 200 classes, 20k train images)")
     p.add_argument("--label", default="", help="settings text for the ReSSL rows (default: recipe + --set)")
     args = parse_cifar_args(p, set_help="recipe overrides after the protocol's (ablations); data/model/optim keys apply to every row")
     rows = []
     for method in args.methods.split(","):
-        out = Path(args.out) / f"quality-{method}-{args.steps}-{os.getpid()}"
+        out = Path(args.out) / f"quality-{args.dataset}-{method}-{args.steps}-{os.getpid()}"
         recipe = RECIPES.get(method, RECIPES["ressl"])
-        cfg = load_config(recipe, [*protocol(args.steps, args.threads, out), *args.set])
+        cfg = load_config(recipe, [*protocol(args.steps, args.threads, out, args.dataset), *args.set])
         if method == "none":
             torch.manual_seed(cfg.train.seed)
             rows.append(("no training", "", 0, knn_of(build_backbone(cfg.model.arch, cfg.model.stem_stride), cfg),
