@@ -46,3 +46,12 @@ def test_export_takes_overrides_after_options(tmp_path, capsys):
     # parsed as CHECKPOINT + override (not rejected by argparse), so the error is about the missing checkpoint
     assert main(["export", str(tmp_path / "nope.pt"), "--target", "onnx", "data.train_samples=10"]) == 2
     assert "nope.pt' not found" in capsys.readouterr().err
+
+
+def test_pretrain_summary_names_each_knn_once(tmp_path, capsys):
+    from tests.tiny_run import TINY
+
+    assert main(["pretrain", "recipes/quickstart.yaml", *TINY, "train.epochs=1", "train.knn_every=0",
+                 f"output_dir={tmp_path}"]) == 0
+    done = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done:")]
+    assert len(done) == 1 and done[0].count("(epoch") == 1 and "(epoch 1)" in done[0]

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     result = pretrain(cfg, resume=True if args.resume else None)
     if D.is_main() and result.knn:
         first, last = min(result.knn), max(result.knn)
-        print(f"done: {result.steps} steps; kNN top-1 {result.knn[first]:.2f}% (epoch {first}) -> "
-              f"{result.knn[last]:.2f}% (epoch {last}); checkpoint {result.run_dir / 'last.pt'}")
+        knn = f"{result.knn[last]:.2f}% (epoch {last})"
+        if first != last:  # with train.knn_every=0 only the final kNN ran
+            knn = f"{result.knn[first]:.2f}% (epoch {first}) -> {knn}"
+        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {result.run_dir / 'last.pt'}")
     return 130 if result.stopped_early else 0
