@@ -44,7 +44,7 @@ class DataConfig:
 
     def small_size(self) -> int:
         """The multi-crop views' side in pixels (`small_crop_size`, or half of `image_size` when 0)."""
-        return self.small_crop_size or max(self.image_size // 2, 1)
+        return self.small_crop_size or self.image_size // 2  # image_size >= 8
 
 
 @dataclass
