@@ -41,6 +41,9 @@ class DataConfig:
     # with proportionally smaller crop areas; the teacher's weak-view target is shared by all of them
     small_crops: int = field(default=0, metadata=_range(0, 16))
     small_crop_size: int = field(default=0, metadata=_range(0, 1024))
+    # the teacher's view: weak (spec section 2: crop + flip) or strong (the student's augmentation, drawn
+    # independently): ablation for short budgets, where a colour-sensitive teacher target is a nuisance
+    teacher_view: Literal["weak", "strong"] = "weak"
 
     def small_size(self) -> int:
         """The multi-crop views' side in pixels (`small_crop_size`, or half of `image_size` when 0)."""
@@ -57,6 +60,7 @@ class ModelConfig:
     projector_dim: int = field(default=128, metadata=_range(1))
     projector_bn: bool = False  # official ReSSL: no BN in the projector
     projector_out_bn: bool = False  # parameter-free BN on the projector output (against bunched embeddings)
+    projector_in_norm: bool = False  # L2-normalize the backbone features entering the projector (outlier norms)
     predictor: bool = False  # journal extension: asymmetric predictor on the student only
     predictor_hidden: int = field(default=512, metadata=_range(1))
     # start the student backbone from this edgessl checkpoint's encoder (pruned ones included) instead of random

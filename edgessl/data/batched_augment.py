@@ -257,7 +257,8 @@ class BatchedTwoViews:
     Call with uint8 (B, 3, H, W) images of one size, on `device` or pinned on the host (they are moved
     there); returns contiguous normalized float32 (B, 3, size, size) tensors `(strong, weak)`, as
     `transforms.ressl_views(size)` gives per image, followed by `small_crops` strong multi-crop views
-    (B, 3, small_size, small_size) when asked. `seed` makes the views reproducible with a dedicated generator
+    (B, 3, small_size, small_size) when asked. `teacher_view="strong"` gives the teacher's view the strong
+    view's colour ops too, with parameters drawn independently. `seed` makes the views reproducible with a dedicated generator
     on `device` (else torch's default generator is used).
 
     Engine use: a DataLoader over the dataset with `ToUint8Tensor` as its transform (pin_memory=True on GPU),
@@ -265,8 +266,9 @@ class BatchedTwoViews:
     """
 
     def __init__(self, size: int, device: torch.device | str = "cpu", seed: int | None = None,
-                 small_crops: int = 0, small_size: int = 0) -> None:
+                 small_crops: int = 0, small_size: int = 0, teacher_view: str = "weak") -> None:
         self.size = size
+        self.teacher_strong = teacher_view == "strong"
         self.small_crops, self.small_size = small_crops, small_size
         self.small_blur_kernel = blur_kernel_size(small_size) if small_crops else 0
         self.device = torch.device(device)
@@ -279,13 +281,16 @@ class BatchedTwoViews:
         """Random parameters for a batch of `batch` images of `height` x `width`."""
         return sample_params(batch, height, width, self.generator, self.device)
 
-    def apply(self, images: Tensor, params: AugmentParams) -> tuple[Tensor, Tensor]:
-        """Both views of `images` under given parameters."""
+    def apply(self, images: Tensor, params: AugmentParams, teacher: AugmentParams | None = None
+              ) -> tuple[Tensor, Tensor]:
+        """Both views of `images` under given parameters; `teacher` (colour fields only) makes the teacher's view
+        strong as well."""
         batch = images.shape[0]
         source = torch.arange(2 * batch, device=self.device) % batch
         views = resized_crops(images, source, params.crops, params.flip, self.size)
         strong = colour_(views[:batch], params, self.blur_kernel)
-        return self.normalize_(strong), self.normalize_(views[batch:])
+        other = views[batch:] if teacher is None else colour_(views[batch:], teacher, self.blur_kernel)
+        return self.normalize_(strong), self.normalize_(other)
 
     def small_views(self, images: Tensor) -> list[Tensor]:
         """The multi-crop views: each a strong view at `small_size` with its own, proportionally smaller crop."""
@@ -307,7 +312,10 @@ class BatchedTwoViews:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 (B, 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
         images = images.to(self.device, non_blocking=True)
-        pair = self.apply(images, self.sample(images.shape[0], images.shape[2], images.shape[3]))
+        batch, _, height, width = images.shape
+        teacher = sample_params(batch, height, width, self.generator, self.device, views=1) \
+            if self.teacher_strong else None
+        pair = self.apply(images, self.sample(batch, height, width), teacher)
         return (*pair, *self.small_views(images))
 
 

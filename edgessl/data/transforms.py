@@ -103,8 +103,10 @@ class TwoViews:
         return f"TwoViews(weak={self.weak}, strong={self.strong}, small={len(self.small)})"
 
 
-def ressl_views(size: int, small_crops: int = 0, small_size: int = 0) -> TwoViews:
-    """The per-image views a ReSSL step needs: strong and weak at `size`, plus `small_crops` strong crops at
-    `small_size` (multi-crop, spec section 2)."""
+def ressl_views(size: int, small_crops: int = 0, small_size: int = 0, teacher_view: str = "weak") -> TwoViews:
+    """The per-image views a ReSSL step needs: strong and the teacher's (`teacher_view`: weak, or a second,
+    independent strong view) at `size`, plus `small_crops` strong crops at `small_size` (multi-crop, spec
+    section 2)."""
     small = strong_transform(small_size, small_crop_scale(size, small_size)) if small_crops else None
-    return TwoViews(weak_transform(size), strong_transform(size), [small] * small_crops)
+    teacher = strong_transform(size) if teacher_view == "strong" else weak_transform(size)
+    return TwoViews(teacher, strong_transform(size), [small] * small_crops)

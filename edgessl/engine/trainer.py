@@ -158,9 +158,11 @@ class Trainer:
         if cfg.data.batched_augment:  # loader workers only decode; all views are made on the device
             load_size = round(size / EVAL_CROP_FRACTION) if cfg.data.format == "imagefolder" else None
             self.train_set = build_dataset(cfg.data, "train", ToUint8Tensor(load_size))
-            self.augment = BatchedTwoViews(size, self.device, small_crops=cfg.data.small_crops, small_size=small)
+            self.augment = BatchedTwoViews(size, self.device, small_crops=cfg.data.small_crops, small_size=small,
+                                           teacher_view=cfg.data.teacher_view)
         else:
-            self.train_set = build_dataset(cfg.data, "train", ressl_views(size, cfg.data.small_crops, small))
+            self.train_set = build_dataset(cfg.data, "train", ressl_views(size, cfg.data.small_crops, small,
+                                                                              cfg.data.teacher_view))
             self.augment = None
         check_sizes(cfg, self.world, len(self.train_set))
         self.local_batch = cfg.train.batch_size // self.world

@@ -83,6 +83,16 @@ def test_weak_view_has_no_colour_change() -> None:
     assert changed.float().mean() > 0.6  # jitter (p=0.8) or grayscale change most strong views
 
 
+def test_strong_teacher_view_changes_colour_independently_of_the_student_view() -> None:
+    colours = torch.randint(30, 226, (64, 3, 1, 1), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = colours.expand(64, 3, 40, 40).contiguous()
+    strong, teacher = ba.BatchedTwoViews(32, seed=0, teacher_view="strong")(images)
+    expected = colours.float().expand(64, 3, 32, 32) / 255
+    changed = (_unnormalize(teacher) - expected).abs().amax((1, 2, 3)) > 1e-3
+    assert changed.float().mean() > 0.6
+    assert not torch.allclose(strong, teacher, atol=1e-3)  # own colour parameters, not a copy of the student's
+
+
 @pytest.mark.parametrize(("height", "width", "size"), [(32, 32, 32), (40, 40, 32), (256, 256, 224), (48, 96, 32)])
 def test_crop_resize_flip_equals_torchvision(height: int, width: int, size: int) -> None:
     g = torch.Generator().manual_seed(height + width)

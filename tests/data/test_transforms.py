@@ -85,3 +85,13 @@ def test_ressl_views_adds_the_multi_crop_views_after_the_pair() -> None:
     views = T.ressl_views(32, small_crops=3, small_size=16)(img)
     assert [v.shape[-1] for v in views] == [32, 32, 16, 16, 16]
     assert len(T.ressl_views(32)(img)) == 2
+
+
+def test_ressl_views_strong_teacher_view_changes_colour() -> None:
+    colour = (200, 60, 30)
+    img = Image.new("RGB", (40, 40), colour)
+    expected = _normalized(colour)[:, None, None].expand(3, 32, 32)
+    torch.manual_seed(0)
+    teacher_views = [T.ressl_views(32, teacher_view="strong")(img)[1] for _ in range(10)]
+    assert sum(not torch.allclose(v, expected, atol=1e-3) for v in teacher_views) > 0
+    assert all(torch.allclose(T.ressl_views(32)(img)[1], expected, atol=1e-5) for _ in range(5))
