@@ -74,7 +74,8 @@ class ReSSL(nn.Module):
         super().__init__()
         m, r = cfg.model, cfg.ressl
         dim = feature_dim(backbone)
-        projector = mlp(dim, m.projector_hidden, m.projector_dim, m.projector_bn, m.projector_out_bn)
+        projector = mlp(dim, m.projector_hidden, m.projector_dim, m.projector_bn, m.projector_out_bn,
+                        m.projector_in_norm)
         predictor = mlp(m.projector_dim, m.predictor_hidden, m.projector_dim, bn=True) if m.predictor else None
         gen = torch.Generator().manual_seed(cfg.train.seed)
         self.distill = Distillation(cfg.teacher, gen) if distillation_on(cfg.teacher) else None

@@ -181,7 +181,7 @@ def load_teacher(t: TeacherConfig) -> FrozenTeacher:
     if use_projector:
         m = projector_cfg
         projector = mlp(feature_dim(backbone), m["projector_hidden"], m["projector_dim"], m["projector_bn"],
-                        m.get("projector_out_bn", False))
+                        m.get("projector_out_bn", False), m.get("projector_in_norm", False))
     embed_dim = projector_cfg["projector_dim"] if projector is not None else feature_dim(backbone)
     source = TeacherSource(t.arch, str(path), sha256_of(path), layout, stem_stride,
                            "projector" if use_projector else "pooled", embed_dim)

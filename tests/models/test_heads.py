@@ -25,3 +25,15 @@ def test_output_bn_centres_each_dimension_and_undoes_bunching():
 
 def test_default_projector_has_no_batchnorm():
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in mlp(8, 16, 4, bn=False))
+
+
+def test_input_norm_makes_the_projector_scale_free_and_keeps_state_dict_keys():
+    torch.manual_seed(0)
+    plain, normed = mlp(32, 64, 16, bn=True, out_bn=True), mlp(32, 64, 16, bn=True, out_bn=True, in_norm=True)
+    assert list(plain.state_dict()) == list(normed.state_dict())
+    normed.load_state_dict(plain.state_dict())
+    x = torch.randn(64, 32)
+    x[0] *= 100.0  # one image with a huge feature norm, as MobileNetV3's pooled features have
+    scales = torch.rand(64, 1) * 10 + 0.1
+    assert torch.allclose(normed(x), normed(x * scales), atol=1e-4)
+    assert not torch.allclose(plain(x), plain(x * scales), atol=1e-2)

@@ -141,12 +141,12 @@ def test_projector_embedding_needs_a_projector_and_pickles_are_refused(tmp_path)
     _one_line_error(_teacher(tmp_path / "pickled.pt"), "not a readable PyTorch checkpoint")
 
 
-def test_edgessl_projector_with_output_bn(tmp_path):
+def test_edgessl_projector_with_input_norm_and_output_bn(tmp_path):
     from edgessl.engine.trainer import Trainer
     from tests.tiny_run import tiny
 
     trainer = Trainer(tiny(tmp_path / "run", "model.arch=resnet18", "model.stem_stride=1",
-                           "model.projector_out_bn=true"))
+                           "model.projector_out_bn=true", "model.projector_in_norm=true"))
     trainer.save()
     teacher = load_teacher(_teacher(tmp_path / "run" / "last.pt"))
     student = trainer.model.core_student().eval()
