@@ -47,15 +47,16 @@ def training_speed(run_dir: Path) -> tuple[float, float]:
 
 
 def parse_cifar_args(p: argparse.ArgumentParser, set_help: str = "recipe overrides",
-                     threads_help: str | None = None) -> argparse.Namespace:
+                     threads_help: str | None = None, check_cifar: bool = True) -> argparse.Namespace:
     """Add the options every CIFAR-10 benchmark shares (--set, --threads, --out), parse, check that the shared
-    CIFAR-10 file is there and set the torch threads."""
+    CIFAR-10 file is there (unless `check_cifar` is False: a script that checks its own data file) and set the
+    torch threads."""
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="key=value",
                    help=f"{set_help} (one or more; repeatable)")
     p.add_argument("--threads", type=int, default=2, help=threads_help)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
     args = p.parse_args()
-    if not CIFAR.exists():
+    if check_cifar and not CIFAR.exists():
         raise SystemExit(f"needs {CIFAR} (../shared/datasets)")
     torch.set_num_threads(args.threads)
     return args

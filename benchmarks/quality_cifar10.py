@@ -142,7 +142,8 @@ def main() -> None:
     p.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10",
                    help="cifar10 (32 px, the issue's protocol) or tinyimagenet (64 px, 200 classes, 20k train images)")
     p.add_argument("--label", default="", help="settings text for the ReSSL rows (default: recipe + --set)")
-    args = parse_cifar_args(p, set_help="recipe overrides after the protocol's (ablations); data/model/optim keys apply to every row")
+    args = parse_cifar_args(p, set_help="recipe overrides after the protocol's (ablations); data/model/optim keys apply to every row",
+                            check_cifar=False)  # protocol() checks the --dataset file
     rows = []
     for method in args.methods.split(","):
         out = Path(args.out) / f"quality-{args.dataset}-{method}-{args.steps}-{os.getpid()}"
