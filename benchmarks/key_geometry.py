@@ -1,8 +1,8 @@
 """How a pretraining run's teacher keys sit: the norms behind key bunching (README, issue on small students).
 
-Loads a run's `last.pt`, draws weak views of `--images` training images (seeded), runs the teacher in train mode
-(plain batch BN, as one training step sees it) and prints the norm spread of the pooled backbone features, the
-projector's hidden layer and its pre-BN output, the mean cosine of the normalized keys (all, and among the
+Loads a run's `last.pt` (or a checkpoint file), draws weak views of `--images` training images (seeded), runs the
+teacher in train mode (plain batch BN, as one training step sees it) and prints the norm spread of the pooled
+backbone features, the projector's hidden layer and its last Linear's output, the mean cosine of the normalized keys (all, and among the
 smallest-norm 80%), and the variance share of the top singular direction of the keys.
 
     python benchmarks/key_geometry.py runs/bench/quality-cifar10-ressl-3120-NNNN
@@ -11,19 +11,20 @@ smallest-norm 80%), and the variance share of the top singular direction of the 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgessl.config import load_config  # noqa: E402
-from edgessl.data import build_dataset  # noqa: E402
-from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor  # noqa: E402
-from edgessl.method.ressl import ReSSL  # noqa: E402
-from edgessl.models import build_backbone  # noqa: E402
+from edgessl.config import config_from_dict
+from edgessl.data import build_dataset
+from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
+from edgessl.engine.checkpoint import load_edgessl_checkpoint
+from edgessl.errors import EdgeSSLError
+from edgessl.evaluation.loading import checkpoint_path
+from edgessl.method.loss import mean_cosine
+from edgessl.method.ressl import ReSSL
+from edgessl.models import build_backbone
 
 
 def _spread(name: str, x: torch.Tensor) -> None:
@@ -32,24 +33,20 @@ def _spread(name: str, x: torch.Tensor) -> None:
           f"max/median {n.max() / n.median():6.1f}x")
 
 
-def _mean_cosine(z: torch.Tensor) -> float:
-    b = len(z)
-    return float(((z @ z.T).sum() - b) / (b * (b - 1)))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", type=Path, help="a run folder with config.yaml and last.pt")
+    p.add_argument("run", type=Path, help="a run folder (its last.pt) or a checkpoint .pt file")
     p.add_argument("--images", type=int, default=256, help="training images in the one batch (default 256)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    for name in ("config.yaml", "last.pt"):
-        if not (args.run / name).exists():
-            raise SystemExit(f"{args.run}: no {name}; pass a pretraining run folder")
+    try:
+        ckpt = load_edgessl_checkpoint(checkpoint_path(args.run))
+    except EdgeSSLError as exc:
+        raise SystemExit(str(exc)) from None
     torch.set_num_threads(1)
-    cfg = load_config(args.run / "config.yaml", [])
+    cfg = config_from_dict(ckpt["config"], source=f"{args.run} config")
     model = ReSSL(cfg, build_backbone(cfg.model.arch, cfg.model.stem_stride), "plain", args.images)
-    model.load_state_dict(torch.load(args.run / "last.pt", map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(ckpt["model"])
     model.train()
     data = build_dataset(cfg.data, "train", ToUint8Tensor())
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed))[:args.images]
@@ -68,7 +65,7 @@ def main() -> None:
         keys = F.normalize(h, dim=1)
     small = h.norm(dim=1).argsort()[:int(0.8 * len(h))]
     s = torch.linalg.svdvals(h - h.mean(0))
-    print(f"key mean cosine {_mean_cosine(keys):.3f}  (smallest-norm 80%: {_mean_cosine(keys[small]):.3f})  "
+    print(f"key mean cosine {mean_cosine(keys):.3f}  (smallest-norm 80%: {mean_cosine(keys[small]):.3f})  "
           f"top singular direction {float(s[0] ** 2 / (s ** 2).sum()):.1%} of the key variance")
 
 

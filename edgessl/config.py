@@ -42,7 +42,7 @@ class DataConfig:
     small_crops: int = field(default=0, metadata=_range(0, 16))
     small_crop_size: int = field(default=0, metadata=_range(0, 1024))
     # the teacher's view: weak (spec section 2: crop + flip) or strong (the student's augmentation, drawn
-    # independently): ablation for short budgets, where a colour-sensitive teacher target is a nuisance
+    # independently); an ablation, much worse at 780 steps (README)
     teacher_view: Literal["weak", "strong"] = "weak"
 
     def small_size(self) -> int:

@@ -30,3 +30,9 @@ def infonce_loss(z_s: torch.Tensor, z_t: torch.Tensor, queue: torch.Tensor, tau:
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of the rows of a probability matrix: near ln K means a flat, uninformative target."""
     return -(p * p.clamp_min(1e-12).log()).sum(dim=1).mean()
+
+
+def mean_cosine(z: torch.Tensor) -> torch.Tensor:
+    """Mean cosine between distinct rows of L2-normalized `z` (B, D): near 1 means the rows bunch together."""
+    b = z.shape[0]
+    return ((z @ z.T).sum() - b) / max(b * (b - 1), 1)

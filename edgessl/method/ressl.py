@@ -16,7 +16,7 @@ from edgessl.config import Config
 from edgessl.method.batchnorm import shuffled_forward, use_split_bn, use_sync_bn, usable_splits
 from edgessl.method.distill import Distillation, distillation_on
 from edgessl.method.ema import ema_update
-from edgessl.method.loss import entropy, infonce_loss, relation_loss
+from edgessl.method.loss import entropy, infonce_loss, mean_cosine, relation_loss
 from edgessl.method.queue import EmbeddingQueue
 from edgessl.models.heads import mlp
 from edgessl.models.registry import feature_dim
@@ -124,8 +124,7 @@ class ReSSL(nn.Module):
         else:
             loss, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
         with torch.no_grad():
-            b = z_t.shape[0]
-            cos = ((z_t @ z_t.T).sum() - b) / max(b * (b - 1), 1)
+            cos = mean_cosine(z_t)
         if self.distill is None:
             return StepOutput(loss, z_t, entropy(p_t), cos, infonce, loss.detach(), torch.zeros_like(loss.detach()),
                               None)
