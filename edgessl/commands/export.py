@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=None,
                    help="max kNN top-1 drop in points before the exit code is 1 (default: the profile's, 0.5)")
     p.add_argument("--out", default="exported", help="output folder (default: exported)")
+    p.add_argument("--name", default=None,
+                   help="artifacts' base name: <out>/<name>_int8.onnx, ... (default: the recipe's name); an export "
+                        "of another checkpoint under the same name in --out is refused, not overwritten")
     p.add_argument("--profiles", default=None, help="folder of <target>.yaml profiles (default: the repo's export/)")
 
 
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     precisions = [p for p, on in (("fp32", args.fp32), ("int8", args.int8)) if on] or ["fp32", "int8"]
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
     result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
-                               tolerance=args.tolerance, overrides=overrides, profiles=args.profiles)
+                               tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
+                               name=args.name)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
     return 0 if result.passed else 1

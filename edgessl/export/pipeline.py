@@ -7,6 +7,7 @@ half-written file behind; artifacts finished before the failure stay.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -55,6 +56,19 @@ def _encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
             raise EdgeSSLError(f"'{enc.path}': encoder {key} {enc.info[key]} differs from the {key} edgessl's eval "
                                f"transform uses {list(used)}; calibration and check would feed the wrong input")
     return enc
+
+
+def _refuse_other_export(table: Path, checkpoint: Path) -> None:
+    """Exports of two checkpoints under one name would overwrite each other's artifacts: refuse before writing."""
+    if not table.is_file():
+        return
+    try:
+        previous = Path(json.loads(table.read_text())["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not a table edgessl wrote in this layout: nothing to compare
+    if previous.resolve() != checkpoint.resolve():
+        raise EdgeSSLError(f"'{table.parent}' already holds an export named '{table.stem.removesuffix('_benchmark')}' "
+                           f"of another checkpoint ({previous}); pass --name NAME or --out DIR to keep it")
 
 
 def _loaders(enc: LoadedEncoder) -> tuple[Any, Any]:
@@ -164,10 +178,12 @@ def _pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads:
 
 def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions: Sequence[str], out_dir: str | Path,
                       calib: int | None = None, tolerance: float | None = None, overrides: Sequence[str] = (),
-                      profiles: str | Path | None = None, log: Callable[[str], None] = print) -> Result:
+                      profiles: str | Path | None = None, name: str | None = None,
+                      log: Callable[[str], None] = print) -> Result:
     """Export `checkpoint`'s encoder to each target in each precision, check every artifact, write the table.
 
-    `calib`/`tolerance` override the profiles'; `overrides` are recipe `key=value` changes (e.g. data.root=...).
+    `calib`/`tolerance` override the profiles'; `overrides` are recipe `key=value` changes (e.g. data.root=...);
+    `name` is the artifacts' base name (default: the recipe's name).
     """
     chosen = [get_target(name) for name in targets]
     for precision in precisions:
@@ -176,6 +192,9 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     for target in chosen:
         target.require()
     enc = _encoder(checkpoint, overrides)
+    name = name or enc.cfg.name
+    out = Path(out_dir)
+    _refuse_other_export(out / f"{name}_benchmark.json", enc.path)
     arch, size = enc.info["arch"], enc.cfg.data.image_size
     resolved = {t.name: t.profile(arch, profiles) for t in chosen}
     tols = {name: p.tolerance if tolerance is None else tolerance for name, p in resolved.items()}
@@ -190,7 +209,6 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
         count = calib if calib is not None else max(p.calibration for p in resolved.values())
         calib_images = calibration_images(enc.cfg.data, size, count)
         log(f"calibration: {len(calib_images)} training images ({enc.cfg.data.format}), eval transform")
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = min(resolved.values(), key=lambda p: p.threads)
     rows = [_pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
@@ -201,7 +219,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
             n = 0 if precision == "fp32" else min(profile.calibration if calib is None else calib, len(calib_images))
             log(f"[{target.name} {precision}] exporting" + (f" (calibration: {n} images)" if n else ""))
             with tempfile.TemporaryDirectory(prefix=".edgessl-stage-", dir=out) as tmp:
-                stage = Path(tmp) / f"{enc.cfg.name}_{precision}{target.suffix}"
+                stage = Path(tmp) / f"{name}_{precision}{target.suffix}"
                 meta = _metadata(enc, target, precision, profile, n)
                 target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
                 row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name])
@@ -212,7 +230,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
             log(f"[{target.name} {precision}] {row.status}: kNN {row.knn_top1:.2f}% ({row.knn_delta:+.2f} pt), "
                 f"cosine {row.cosine_mean:.5f}, {row.latency_ms:.3f} ms -> {out / stage.name}")
     _speedups(rows, paths)
-    stem = out / f"{enc.cfg.name}_benchmark"
+    stem = out / f"{name}_benchmark"
     uniform = set(tols.values())
     header = _header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
     md = write_table(rows, header, stem.with_suffix(".md"), stem.with_suffix(".json"))

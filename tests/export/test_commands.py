@@ -110,3 +110,16 @@ def test_failed_export_leaves_nothing_behind(checkpoint: Path, tmp_path: Path, m
     with pytest.raises(EdgeSSLError, match="frobnicate"):
         export_checkpoint(checkpoint, ["onnx"], ["fp32"], tmp_path, log=lambda line: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_of_another_checkpoint_is_not_overwritten(checkpoint: Path, tmp_path: Path) -> None:
+    """Same name, other checkpoint: refused before anything is written; `--name` keeps both."""
+    table = tmp_path / "tiny_benchmark.json"
+    table.write_text(json.dumps({"checkpoint": str(tmp_path / "other" / "last.pt")}))
+    with pytest.raises(EdgeSSLError, match="already holds an export named 'tiny' of another checkpoint.*--name"):
+        export_checkpoint(checkpoint, ["onnx"], ["fp32"], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_benchmark.json"]
+    assert cli("export", str(checkpoint), "--target", "onnx", "--fp32", "--out", str(tmp_path), "--name", "b") == 0
+    assert (tmp_path / "b_fp32.onnx").is_file()
+    assert json.loads((tmp_path / "b_benchmark.json").read_text())["checkpoint"] == str(checkpoint)
+    export_checkpoint(checkpoint, ["onnx"], ["fp32"], tmp_path, name="b")  # the same checkpoint again: overwrites
