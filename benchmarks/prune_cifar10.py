@@ -21,7 +21,7 @@ import torch
 
 from edgessl.engine.checkpoint import load_encoder
 from edgessl.export import get_target
-from edgessl.export.check import latency_ms
+from edgessl.export.check import paired_latency_ms
 from edgessl.pruning.pipeline import prune_checkpoint
 from pretrain_cifar10 import CIFAR, parse_cifar_args
 
@@ -37,8 +37,7 @@ def onnx_latency_ms(models: list[torch.nn.Module], arch: str, size: int, runs: i
             path = Path(tmp) / f"encoder{i}.onnx"
             onnx.export(model, image, path, onnx.profile(arch), meta={})
             runners.append(onnx.load(path, threads=1))
-        times = [[latency_ms(r, image, warmup=max(runs // 10, 5), runs=runs) for r in runners] for _ in range(rounds)]
-    return [min(column) for column in zip(*times)]
+        return paired_latency_ms(runners, image, warmup=max(runs // 10, 5), runs=runs, rounds=rounds)
 
 
 def main() -> None:

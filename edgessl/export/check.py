@@ -12,7 +12,7 @@ delta measures what a deployment loses end to end, not only query-side noise.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +98,14 @@ def latency_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> flo
         runner(image)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000)
+
+
+def paired_latency_ms(runners: Sequence[Runner], image: np.ndarray, warmup: int, runs: int,
+                      rounds: int = 3) -> list[float]:
+    """Each runner's batch-1 latency, timed in `rounds` interleaved rounds (a `latency_ms` per runner per round),
+    the fastest round kept: host load that drifts during an export hits all runners alike, so their ratio holds."""
+    times = [[latency_ms(r, image, warmup, runs) for r in runners] for _ in range(rounds)]
+    return [min(column) for column in zip(*times)]
 
 
 def size_mb(files: Iterable[Path]) -> float:

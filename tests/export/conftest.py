@@ -19,6 +19,7 @@ from edgessl.cli import main
 from edgessl.config import Config, load_config
 from edgessl.data import MEAN, STD, SyntheticShapes, eval_transform
 from edgessl.export.calibration import CalibrationWarning
+from edgessl.export.table import RUN_TABLE
 from edgessl.models import build_backbone, feature_dim
 
 ARCH, SIZE = "mobilenetv3_small_100", 32
@@ -91,11 +92,14 @@ def cli(name: str, *argv: str) -> int:
 
 @dataclass
 class Exported:
-    """One `edgessl export` run: its exit code, output folder and table (the JSON)."""
+    """One `edgessl export` run: its exit code, output folder, table (the JSON) and the run folder's copy of it.
+
+    The copy is read right after the export, as later tests export the same checkpoint and replace it."""
 
     code: int
     out: Path
     table: dict[str, Any]
+    run_table: dict[str, Any]
 
     def row(self, target: str, precision: str) -> dict[str, Any]:
         return next(r for r in self.table["rows"] if r["target"] == target and r["precision"] == precision)
@@ -110,4 +114,5 @@ def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Expo
     out = tmp_path_factory.mktemp("exported")
     with pytest.warns(CalibrationWarning, match=f"only {CALIB} images"):
         code = cli("export", str(checkpoint), "--out", str(out), "--calib", str(CALIB), "--tolerance", "-100")
-    return Exported(code, out, json.loads((out / "tiny_benchmark.json").read_text()))
+    return Exported(code, out, json.loads((out / "tiny_benchmark.json").read_text()),
+                    json.loads((checkpoint.parent / RUN_TABLE).read_text()))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from edgessl.export import TARGETS
-from edgessl.export.table import COLUMNS, RUN_TABLE, Row, markdown, status
+from edgessl.export.check import paired_latency_ms
+from edgessl.export.table import COLUMNS, Row, markdown, status
 
 from .conftest import Exported
 
@@ -55,5 +55,14 @@ def test_int8_not_faster_is_explained(exported: Exported) -> None:
 
 
 @pytest.mark.slow
-def test_run_folder_gets_the_table_for_the_report(exported: Exported, checkpoint: Path) -> None:
-    assert json.loads((checkpoint.parent / RUN_TABLE).read_text()) == exported.table
+def test_run_folder_gets_the_table_for_the_report(exported: Exported) -> None:
+    assert exported.run_table == exported.table
+
+
+def test_paired_latency_interleaves_the_runners() -> None:
+    """fp32 and int8 of a target are timed in alternating rounds (warm-up + runs each), so drift hits both."""
+    calls: list[str] = []
+    runners = [lambda x, n=n: calls.append(n) for n in "ab"]
+    latencies = paired_latency_ms(runners, None, warmup=2, runs=3, rounds=2)
+    assert len(latencies) == 2 and all(t >= 0 for t in latencies)
+    assert calls == ["a"] * 5 + ["b"] * 5 + ["a"] * 5 + ["b"] * 5
