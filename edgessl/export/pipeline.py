@@ -145,7 +145,7 @@ def _speedups(rows: list[Row], paths: dict[tuple[str, str], Path], profiles: dic
     """Fill `speedup` (fp32 / int8 latency, same target) and the note when int8 is not faster. The two artifacts
     of a target are timed again side by side (`paired_latency_ms`): timed minutes apart, around the kNN check,
     host drift on this VM turned a 1.55x speed-up into 0.97x."""
-    by_key = {(r.target, r.precision): r for r in rows if r.target in profiles}
+    by_key = {(r.target, r.precision): r for r in rows}
     for name, profile in profiles.items():
         fp32, int8 = by_key.get((name, "fp32")), by_key.get((name, "int8"))
         if fp32 is None or int8 is None:
