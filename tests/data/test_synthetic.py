@@ -44,3 +44,13 @@ def test_bad_split_and_index() -> None:
         SyntheticShapes("val", 10)
     with pytest.raises(IndexError):
         SyntheticShapes("train", 10)[10]
+
+
+def test_views_of_a_class_share_its_scene() -> None:
+    """Classes are fixed scenes: a view is nearer its own class's mean image than any other class's mean."""
+    train, test = SyntheticShapes("train", 200, 16), SyntheticShapes("test", 50, 16)
+    images = np.stack([_pixels(train, i) for i in range(len(train))]).astype(np.float32)
+    means = np.stack([images[train.targets == c].mean(0) for c in range(10)])
+    queries = np.stack([_pixels(test, i) for i in range(len(test))]).astype(np.float32)
+    nearest = ((queries[:, None] - means[None]) ** 2).sum(axis=(2, 3, 4)).argmin(1)
+    assert (nearest == test.targets).mean() > 0.5  # chance is 0.1
