@@ -136,7 +136,7 @@ def render(label: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     """
     scene = _scene(label)
     x, y = _view_grid(size, rng)
-    ramp = (np.cos(scene.ramp_angle) * x + np.sin(scene.ramp_angle) * y + 2) / 4  # 0..1 across the scene
+    ramp = (np.cos(scene.ramp_angle) * x + np.sin(scene.ramp_angle) * y + 2) / 4  # 0.15..0.85 over the scene
     img = scene.ground.astype(np.float32) + (scene.ground2 - scene.ground).astype(np.float32) * ramp[..., None]
     for shape in scene.shapes:  # later shapes cover earlier ones
         cx, cy = shape.centre + rng.uniform(-0.08, 0.08, 2)
