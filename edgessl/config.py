@@ -44,6 +44,9 @@ class DataConfig:
     # the teacher's view: weak (spec section 2: crop + flip) or strong (the student's augmentation, drawn
     # independently); an ablation, much worse at 780 steps (README)
     teacher_view: Literal["weak", "strong"] = "weak"
+    # independent (strong, weak) view pairs per image and step: 2 gives the student two strong views of every
+    # image (SimCLR's student compute) with a teacher target of its own each; the model sees view_pairs x batch rows
+    view_pairs: int = field(default=1, metadata=_range(1, 8))
 
     def small_size(self) -> int:
         """The multi-crop views' side in pixels (`small_crop_size`, or half of `image_size` when 0)."""
@@ -78,6 +81,9 @@ class ResslConfig:
     ema_momentum: float = field(default=0.99, metadata=_range(0, 1))
     ema_schedule: Literal["constant", "cosine"] = "constant"  # cosine: m -> 1 over training (BYOL style)
     infonce_warmup_epochs: float = field(default=0.0, metadata=_range(0))  # journal extension; 0 = off
+    # after the warm-up: loss = infonce_weight x InfoNCE + (1 - infonce_weight) x relation; 0 = ReSSL's relation
+    # loss alone (official), 1 = InfoNCE alone
+    infonce_weight: float = field(default=0.0, metadata=_range(0, 1))
     # How BN is kept from leaking batch identity (spec section 3): split (teacher SplitBN + in-batch shuffle),
     # shuffle (teacher shuffle-BN across ranks), sync (SyncBN in student and teacher), plain;
     # auto = split on one process, shuffle under DDP.

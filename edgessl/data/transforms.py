@@ -88,25 +88,39 @@ def eval_transform(size: int) -> v2.Compose:
 
 class TwoViews:
     """Apply both ReSSL views to one image; returns `(strong, weak, *small)` = (student input, teacher input,
-    the student's extra multi-crop views, if any)."""
+    the student's extra multi-crop views, if any), `pairs` times over with independent draws, one after the other
+    (`merge_view_pairs` turns the collated batch into one batch of each view)."""
 
     def __init__(self, weak: Callable[[Any], torch.Tensor], strong: Callable[[Any], torch.Tensor],
-                 small: Sequence[Callable[[Any], torch.Tensor]] = ()) -> None:
+                 small: Sequence[Callable[[Any], torch.Tensor]] = (), pairs: int = 1) -> None:
         self.weak = weak
         self.strong = strong
         self.small = tuple(small)
+        self.pairs = pairs
 
     def __call__(self, img: Any) -> tuple[torch.Tensor, ...]:
-        return (self.strong(img), self.weak(img), *(t(img) for t in self.small))
+        return tuple(v for _ in range(self.pairs)
+                     for v in (self.strong(img), self.weak(img), *(t(img) for t in self.small)))
 
     def __repr__(self) -> str:
-        return f"TwoViews(weak={self.weak}, strong={self.strong}, small={len(self.small)})"
+        return f"TwoViews(weak={self.weak}, strong={self.strong}, small={len(self.small)}, pairs={self.pairs})"
 
 
-def ressl_views(size: int, small_crops: int = 0, small_size: int = 0, teacher_view: str = "weak") -> TwoViews:
+def ressl_views(size: int, small_crops: int = 0, small_size: int = 0, teacher_view: str = "weak",
+                pairs: int = 1) -> TwoViews:
     """The per-image views a ReSSL step needs: strong and the teacher's (`teacher_view`: weak, or a second,
     independent strong view) at `size`, plus `small_crops` strong crops at `small_size` (multi-crop, spec
-    section 2)."""
+    section 2); `pairs` independent draws of all of them."""
     small = strong_transform(small_size, small_crop_scale(size, small_size)) if small_crops else None
     teacher = strong_transform(size) if teacher_view == "strong" else weak_transform(size)
-    return TwoViews(teacher, strong_transform(size), [small] * small_crops)
+    return TwoViews(teacher, strong_transform(size), [small] * small_crops, pairs)
+
+
+def merge_view_pairs(views: Sequence[torch.Tensor], pairs: int) -> tuple[torch.Tensor, ...]:
+    """`pairs` draws of the views of a batch, one draw after the other (B-row tensors), as one batch of each view:
+    (strong, weak, *small) with pairs * B rows, draw-major, so that row i of the student's views and row i of the
+    teacher's view come from the same image."""
+    k = len(views) // pairs
+    if pairs == 1:
+        return tuple(views)
+    return tuple(torch.cat(views[j::k]) for j in range(k))

@@ -23,7 +23,7 @@ from edgessl import distributed as D
 from edgessl.config import Config
 from edgessl.data import build_dataset
 from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
-from edgessl.data.transforms import EVAL_CROP_FRACTION, MEAN, STD, ressl_views
+from edgessl.data.transforms import EVAL_CROP_FRACTION, MEAN, STD, merge_view_pairs, ressl_views
 from edgessl.engine import checkpoint as C
 from edgessl.engine import runtime as R
 from edgessl.engine.optim import build_optimizer, lr_at, scaled_lr, set_lr
@@ -90,10 +90,14 @@ def check_sizes(cfg: Config, world: int, n_train: int) -> None:
     queues = {"ressl.queue_size": cfg.ressl.queue_size}
     if distillation_on(cfg.teacher):
         queues["teacher.queue_size"] = cfg.teacher.queue_size
+    pairs = cfg.data.view_pairs
+    per_step = b * pairs  # keys enqueued per step
+    batch = f"the global batch train.batch_size={b}" if pairs == 1 else \
+        f"the keys enqueued per step (train.batch_size={b} x data.view_pairs={pairs} = {per_step})"
     for key, k in queues.items():
-        if k % b:
-            raise EdgeSSLError(f"{key}={k} is not a multiple of the global batch train.batch_size={b}; "
-                               f"use e.g. {key}={max(b, k // b * b)}")
+        if k % per_step:
+            raise EdgeSSLError(f"{key}={k} is not a multiple of {batch}; "
+                               f"use e.g. {key}={max(per_step, k // per_step * per_step)}")
     if n_train < b:
         raise EdgeSSLError(f"the training set has {n_train} images, fewer than one batch "
                            f"(train.batch_size={b}); lower the batch or add data")
@@ -162,7 +166,8 @@ class Trainer:
                                            teacher_view=cfg.data.teacher_view)
         else:
             self.train_set = build_dataset(cfg.data, "train", ressl_views(size, cfg.data.small_crops, small,
-                                                                              cfg.data.teacher_view))
+                                                                              cfg.data.teacher_view,
+                                                                              cfg.data.view_pairs))
             self.augment = None
         check_sizes(cfg, self.world, len(self.train_set))
         self.local_batch = cfg.train.batch_size // self.world
@@ -180,7 +185,7 @@ class Trainer:
         batchnorm = cfg.ressl.batchnorm
         if batchnorm == "auto":
             batchnorm = "shuffle" if self.world > 1 else "split"
-        self.model = ReSSL(cfg, backbone, batchnorm, self.local_batch).to(self.device)
+        self.model = ReSSL(cfg, backbone, batchnorm, self.local_batch * cfg.data.view_pairs).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.peak_lr = scaled_lr(cfg.optim, cfg.train.batch_size)
@@ -303,11 +308,13 @@ class Trainer:
                           prefetch_factor=4 if workers else None)
 
     def _views(self, batch) -> tuple[torch.Tensor, ...]:
-        """(strong, weak, *small) on the device: made here from uint8 images with batched augmentation, else as
-        loaded."""
+        """(strong, weak, *small) on the device, `data.view_pairs` draws of each stacked: made here from uint8
+        images with batched augmentation, else as loaded."""
+        pairs = self.cfg.data.view_pairs
         if self.augment is not None:
-            return self.augment(batch.to(self.device, non_blocking=True))
-        return tuple(v.to(self.device, non_blocking=True) for v in batch)
+            images = batch.to(self.device, non_blocking=True)
+            return merge_view_pairs([v for _ in range(pairs) for v in self.augment(images)], pairs)
+        return merge_view_pairs([v.to(self.device, non_blocking=True) for v in batch], pairs)
 
     def train_step(self, strong: torch.Tensor, weak: torch.Tensor, *small: torch.Tensor) -> "StepOutput":  # noqa: F821
         """One optimizer step on a local batch (`small`: the multi-crop views); returns the method's outputs
@@ -315,11 +322,11 @@ class Trainer:
         cfg = self.cfg
         set_lr(self.optimizer, lr_at(self.step, self.total_steps, self.warmup_steps, self.peak_lr))
         momentum = ema_momentum(cfg.ressl.ema_momentum, cfg.ressl.ema_schedule, self.step, self.total_steps)
-        infonce = self.step < self.infonce_steps
+        infonce_weight = 1.0 if self.step < self.infonce_steps else cfg.ressl.infonce_weight
         if cfg.train.channels_last:
             strong, weak, *small = (v.contiguous(memory_format=torch.channels_last) for v in (strong, weak, *small))
         with R.autocast(cfg.train.amp, self.device):
-            out = self.forward(strong, weak, momentum, infonce, small)
+            out = self.forward(strong, weak, momentum, infonce_weight, small)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
         if cfg.optim.grad_clip:
@@ -418,7 +425,7 @@ class Trainer:
             mean = D.all_reduce_mean(sums / n_sum).tolist()
             now = time.time()
             row = {"epoch": self.epoch + (self.epoch_step / self.steps_per_epoch), "step": self.step,
-                   "loss": mean[0], "loss_kind": "infonce" if out.infonce else "relation",
+                   "loss": mean[0], "loss_kind": out.loss_kind,
                    "loss_ressl": mean[3], "loss_distill": mean[4] if self.model.distill is not None else "",
                    "lr": self.optimizer.param_groups[0]["lr"],
                    "momentum": ema_momentum(cfg.ressl.ema_momentum, cfg.ressl.ema_schedule, self.step,

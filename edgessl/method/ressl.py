@@ -52,6 +52,11 @@ class Branch(nn.Module):
         return [*self.backbone.parameters(), *self.projector.parameters()]
 
 
+def loss_kind(infonce_weight: float) -> str:
+    """The name of the loss a step uses, for the log: infonce, relation, or infonce+relation (a mixture)."""
+    return {0.0: "relation", 1.0: "infonce"}.get(float(infonce_weight), "infonce+relation")
+
+
 @dataclass
 class StepOutput:
     """What one forward returns; tensors stay on the device (no host sync) until the engine logs them."""
@@ -60,7 +65,7 @@ class StepOutput:
     keys: torch.Tensor  # teacher embeddings of the local batch, to enqueue after the step
     pt_entropy: torch.Tensor  # entropy of the teacher's relation target (ln K = uninformative)
     key_cosine: torch.Tensor  # mean in-batch cosine of teacher embeddings (collapse/bunching monitor)
-    infonce: bool
+    loss_kind: str  # "infonce", "relation" or "infonce+relation" (see `loss_kind`)
     loss_ressl: torch.Tensor  # detached, for logging: `loss` = loss_ressl + teacher.weight * loss_distill
     loss_distill: torch.Tensor  # detached; 0 without a frozen teacher
     distill_keys: torch.Tensor | None  # the frozen teacher's embeddings of the local batch, to enqueue
@@ -105,10 +110,11 @@ class ReSSL(nn.Module):
             z = self.teacher(weak)
         return F.normalize(z.float(), dim=1)
 
-    def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce: bool,
+    def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce_weight: float,
                 small: Sequence[torch.Tensor] = ()) -> StepOutput:
         """Loss for one batch, averaged over the strong view and the multi-crop views `small` (each matches the
-        teacher's weak-view target). EMA update happens here, before the teacher forward (official order)."""
+        teacher's weak-view target): `infonce_weight` x InfoNCE + (1 - `infonce_weight`) x the relation loss.
+        EMA update happens here, before the teacher forward (official order)."""
         out = self.student(strong, small)
         z_s, head_out = out if self.distill is not None else (out, None)
         z_s = F.normalize(z_s.float(), dim=1)
@@ -117,19 +123,23 @@ class ReSSL(nn.Module):
             z_t = self.teacher_embed(weak)
         queue = self.queue.embeddings
         target = z_t.repeat(1 + len(small), 1)  # the same target for every view of an image
-        if infonce:
-            loss = infonce_loss(z_s, target, queue, self.tau_s)
+        loss = torch.zeros((), device=z_s.device)
+        if infonce_weight < 1:
+            relation, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
+            loss = loss + (1 - infonce_weight) * relation
+        else:
             with torch.no_grad():
                 p_t = F.softmax(z_t @ queue.T / self.tau_t, dim=1)
-        else:
-            loss, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
+        if infonce_weight > 0:
+            loss = loss + infonce_weight * infonce_loss(z_s, target, queue, self.tau_s)
         with torch.no_grad():
             cos = mean_cosine(z_t)
+        kind = loss_kind(infonce_weight)
         if self.distill is None:
-            return StepOutput(loss, z_t, entropy(p_t), cos, infonce, loss.detach(), torch.zeros_like(loss.detach()),
+            return StepOutput(loss, z_t, entropy(p_t), cos, kind, loss.detach(), torch.zeros_like(loss.detach()),
                               None)
         loss_distill, distill_keys = self.distill(head_out, weak)
-        return StepOutput(loss + self.distill.weight * loss_distill, z_t, entropy(p_t), cos, infonce, loss.detach(),
+        return StepOutput(loss + self.distill.weight * loss_distill, z_t, entropy(p_t), cos, kind, loss.detach(),
                           loss_distill.detach(), distill_keys)
 
     @torch.no_grad()

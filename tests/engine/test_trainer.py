@@ -103,15 +103,43 @@ def test_multi_crop_views_share_the_weak_target(tmp_path, monkeypatch, batched):
     assert trainer.model.queue.ptr.item() == 16  # only the weak view's keys are enqueued
 
 
-def test_infonce_warmup_is_logged_then_switches(tmp_path):
-    pretrain(tiny(tmp_path, "train.epochs=2", "ressl.infonce_warmup_epochs=1", "train.knn_every=0"))
+@pytest.mark.parametrize("batched", ["true", "false"])
+def test_view_pairs_give_each_image_two_independent_pairs(tmp_path, batched):
+    trainer = Trainer(tiny(tmp_path, "data.view_pairs=2", f"data.batched_augment={batched}"))
+    batch = next(iter(trainer._loader(trainer_sampler(trainer))))[0]
+    strong, weak = trainer._views(batch)
+    assert strong.shape[0] == weak.shape[0] == 32  # 2 draws x 16 images, draw-major
+    assert not torch.allclose(strong[:16], strong[16:]) and not torch.allclose(weak[:16], weak[16:])
+    out = trainer.train_step(strong, weak)
+    assert out.keys.shape[0] == 32 and trainer.model.queue.ptr.item() == 32  # every teacher key is enqueued
+
+
+@pytest.mark.parametrize("weight, after", [("0", "relation"), ("0.5", "infonce+relation")])
+def test_infonce_warmup_is_logged_then_switches(tmp_path, weight, after):
+    pretrain(tiny(tmp_path, "train.epochs=2", "ressl.infonce_warmup_epochs=1", f"ressl.infonce_weight={weight}",
+                  "train.knn_every=0"))
     kinds = [line.split(",")[3] for line in (tmp_path / "metrics.csv").read_text().splitlines()[1:]
              if line.split(",")[3]]
-    assert kinds[0] == "infonce" and kinds[-1] == "relation"
+    assert kinds[0] == "infonce" and kinds[-1] == after
+
+
+def test_infonce_weight_mixes_the_two_losses(tmp_path, monkeypatch):
+    import edgessl.method.ressl as ressl_mod
+
+    trainer = Trainer(tiny(tmp_path, "ressl.infonce_weight=0.25"))
+    seen = {}
+    for name in ("relation_loss", "infonce_loss"):
+        real = getattr(ressl_mod, name)
+        monkeypatch.setattr(ressl_mod, name, lambda *a, real=real, name=name: seen.setdefault(name, real(*a)))
+    batch = next(iter(trainer._loader(trainer_sampler(trainer))))[0]
+    out = trainer.train_step(*trainer._views(batch))
+    expected = 0.75 * seen["relation_loss"][0] + 0.25 * seen["infonce_loss"]
+    assert out.loss_kind == "infonce+relation" and torch.allclose(out.loss, expected)
 
 
 @pytest.mark.parametrize("override, words", [
     (["ressl.queue_size=40"], "not a multiple of the global batch"),
+    (["ressl.queue_size=48", "data.view_pairs=2"], r"keys enqueued per step \(train.batch_size=16 x data.view_pairs=2"),
     (["train.batch_size=128", "ressl.queue_size=128"], "fewer than one batch"),
     (["model.arch=resnet9000"], "unknown model.arch"),
     (["train.device=cuda"], "no CUDA GPU"),
