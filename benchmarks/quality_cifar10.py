@@ -6,14 +6,15 @@ batch 256, weight decay 5e-4, 1 epoch linear warm-up then cosine, `--steps` step
 L2-normalised features in eval mode, 50k train images as the bank, the 10k test images as queries.
 
 ReSSL runs through the real `edgessl pretrain` code path with a recipe's method settings (`ressl`: the default
-small-student recipe; `ressl_official`: the paper's settings); `--set` adds recipe overrides after the
-protocol's (method keys act on ReSSL; data, model and optim keys on every row).
+small-student recipe; `ressl_official`: the paper's settings; `ressl_bn`: the paper's settings with BN in the
+projector, the baseline of the README's ablation rows); `--set` adds recipe overrides after the protocol's (method
+keys act on ReSSL; data, model and optim keys on every row).
 SimCLR and MoCo v2 use `lightly` (pip install -e ".[bench]") with the same backbone, data, strong augmentation,
 optimizer and schedule; each draws two strong views per image.
 
     python benchmarks/quality_cifar10.py                                   # all methods, 780 steps
     python benchmarks/quality_cifar10.py --methods ressl --steps 3120      # the 4x budget
-    python benchmarks/quality_cifar10.py --methods ressl_official --set model.projector_out_bn=true
+    python benchmarks/quality_cifar10.py --methods ressl_bn --set ressl.infonce_weight=1   # an ablation row
     python benchmarks/quality_cifar10.py --dataset tinyimagenet --methods none,ressl --steps 234   # 64 px check
 
 Prints one Markdown table: method, settings, steps, kNN top-1, training wall time (start-up and kNN not
@@ -44,8 +45,12 @@ from edgessl.engine.trainer import pretrain
 from edgessl.models import build_backbone
 from edgessl.models.registry import feature_dim
 
-RECIPES = {"ressl": ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml",
-           "ressl_official": ROOT / "recipes" / "ressl_official.yaml"}
+# ReSSL rows: a recipe and the overrides that make the row (ressl_bn: the projector-BN baseline the README's ablation
+# rows change, the small-student default before the InfoNCE / view-pair / EMA findings)
+RECIPES = {"ressl": (ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml", []),
+           "ressl_official": (ROOT / "recipes" / "ressl_official.yaml", []),
+           "ressl_bn": (ROOT / "recipes" / "ressl_official.yaml",
+                        ["model.projector_bn=true", "model.projector_out_bn=true"])}
 # --dataset: the shared file, its side in pixels and its training-set size (the 780-step headline is CIFAR-10's)
 DATASETS = {"cifar10": (CIFAR, 32, 50_000),
             "tinyimagenet": (CIFAR.with_name("tinyimagenet200_jpegbytes_train100pc_val50pc.npz"), 64, 20_000)}
@@ -136,7 +141,8 @@ def train_lightly(method: str, cfg: Config, steps: int) -> tuple[Lightly, float,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="none,simclr,moco,ressl_official,ressl",
-                   help="comma list of: none (untrained), simclr, moco, ressl, ressl_official")
+                   help="comma list of: none (untrained), simclr, moco, ressl (the default small-student recipe), "
+                        "ressl_official (the paper's settings), ressl_bn (the projector-BN baseline)")
     p.add_argument("--steps", type=int, default=780,
                    help="optimizer steps at batch 256 (an epoch is 195 on cifar10, 78 on tinyimagenet)")
     p.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10",
@@ -147,8 +153,8 @@ def main() -> None:
     rows = []
     for method in args.methods.split(","):
         out = Path(args.out) / f"quality-{args.dataset}-{method}-{args.steps}-{os.getpid()}"
-        recipe = RECIPES.get(method, RECIPES["ressl"])
-        cfg = load_config(recipe, [*protocol(args.steps, args.threads, out, args.dataset), *args.set])
+        recipe, row = RECIPES.get(method, RECIPES["ressl"])
+        cfg = load_config(recipe, [*protocol(args.steps, args.threads, out, args.dataset), *row, *args.set])
         if method == "none":
             torch.manual_seed(cfg.train.seed)
             rows.append(("no training", "", 0, knn_of(build_backbone(cfg.model.arch, cfg.model.stem_stride), cfg),
@@ -160,10 +166,11 @@ def main() -> None:
         elif method in RECIPES:
             result = pretrain(cfg)
             speed, wall = training_speed(out)
-            settings = args.label or " ".join([Path(recipe).stem, *args.set])
+            settings = args.label or " ".join([Path(recipe).stem, *row, *args.set])
             rows.append((f"ReSSL ({method})", settings, result.steps, result.knn[max(result.knn)], wall, speed))
         else:
-            raise SystemExit(f"--methods: unknown method '{method}'; use none, simclr, moco, ressl, ressl_official")
+            raise SystemExit(f"--methods: unknown method '{method}'; use none, simclr, moco, "
+                             f"{', '.join(RECIPES)}")
         print(f"{method}: kNN top-1 {rows[-1][3]:.2f}", flush=True)
     print("\n| method | settings | steps | kNN top-1 | wall | img/s |\n|---|---|---|---|---|---|")
     for name, settings, steps, top1, wall, speed in rows:
