@@ -120,7 +120,7 @@ def merge_view_pairs(views: Sequence[torch.Tensor], pairs: int) -> tuple[torch.T
     """`pairs` draws of the views of a batch, one draw after the other (B-row tensors), as one batch of each view:
     (strong, weak, *small) with pairs * B rows, draw-major, so that row i of the student's views and row i of the
     teacher's view come from the same image."""
-    k = len(views) // pairs
-    if pairs == 1:
+    if pairs == 1:  # nothing to stack (and no copy)
         return tuple(views)
+    k = len(views) // pairs
     return tuple(torch.cat(views[j::k]) for j in range(k))

@@ -95,3 +95,14 @@ def test_ressl_views_strong_teacher_view_changes_colour() -> None:
     teacher_views = [T.ressl_views(32, teacher_view="strong")(img)[1] for _ in range(10)]
     assert sum(not torch.allclose(v, expected, atol=1e-3) for v in teacher_views) > 0
     assert all(torch.allclose(T.ressl_views(32)(img)[1], expected, atol=1e-5) for _ in range(5))
+
+
+def test_view_pairs_are_independent_draws_merged_draw_major() -> None:
+    img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    views = T.ressl_views(32, small_crops=1, small_size=16, pairs=2)(img)
+    assert [tuple(v.shape[-2:]) for v in views] == [(32, 32), (32, 32), (16, 16)] * 2
+    assert not torch.allclose(views[0], views[3])  # the second draw is its own
+    batch = [torch.stack([v, v + 1]) for v in views]  # a collated batch of two images
+    strong, weak, small = T.merge_view_pairs(batch, 2)
+    assert strong.shape == (4, 3, 32, 32) and small.shape == (4, 3, 16, 16)
+    assert torch.equal(strong, torch.cat([batch[0], batch[3]])) and torch.equal(weak, torch.cat([batch[1], batch[4]]))
