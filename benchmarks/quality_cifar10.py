@@ -46,7 +46,7 @@ from edgessl.models import build_backbone
 from edgessl.models.registry import feature_dim
 
 # ReSSL rows: a recipe and the overrides that make the row (ressl_bn: the projector-BN baseline the README's ablation
-# rows change, the small-student default before the InfoNCE / view-pair / EMA findings)
+# rows change, the small-student default before the InfoNCE and view-pair findings)
 RECIPES = {"ressl": (ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml", []),
            "ressl_official": (ROOT / "recipes" / "ressl_official.yaml", []),
            "ressl_bn": (ROOT / "recipes" / "ressl_official.yaml",
