@@ -92,11 +92,11 @@ def check_sizes(cfg: Config, world: int, n_train: int) -> None:
         queues["teacher.queue_size"] = cfg.teacher.queue_size
     pairs = cfg.data.view_pairs
     per_step = b * pairs  # keys enqueued per step
-    batch = f"the global batch train.batch_size={b}" if pairs == 1 else \
+    unit = f"the global batch train.batch_size={b}" if pairs == 1 else \
         f"the keys enqueued per step (train.batch_size={b} x data.view_pairs={pairs} = {per_step})"
     for key, k in queues.items():
         if k % per_step:
-            raise EdgeSSLError(f"{key}={k} is not a multiple of {batch}; "
+            raise EdgeSSLError(f"{key}={k} is not a multiple of {unit}; "
                                f"use e.g. {key}={max(per_step, k // per_step * per_step)}")
     if n_train < b:
         raise EdgeSSLError(f"the training set has {n_train} images, fewer than one batch "
