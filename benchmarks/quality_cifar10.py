@@ -114,6 +114,8 @@ def train_lightly(method: str, cfg: Config, steps: int) -> tuple[Lightly, float,
     """Train SimCLR or MoCo v2 on the protocol; returns (model, training wall seconds, img/s)."""
     torch.manual_seed(cfg.train.seed)
     model = Lightly(method, cfg)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format  # as `edgessl pretrain`
+    model = model.to(memory_format=layout)
     batch = cfg.train.batch_size
     optimizer = build_optimizer(model.online, cfg.optim)
     augment = BatchedTwoViews(cfg.data.image_size, "cpu", seed=cfg.train.seed)
@@ -125,7 +127,8 @@ def train_lightly(method: str, cfg: Config, steps: int) -> tuple[Lightly, float,
         while step < steps:
             for images, _ in loader:
                 set_lr(optimizer, lr_at(step, steps, warmup, peak))
-                loss = model.loss(augment(images)[0], augment(images)[0])  # two strong views
+                a, b = (augment(images)[0].contiguous(memory_format=layout) for _ in range(2))  # two strong views
+                loss = model.loss(a, b)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

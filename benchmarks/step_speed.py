@@ -7,7 +7,8 @@ For mobilenetv3_small_100 at 32 px (stem stride 1) and 224 px, on this CPU:
   (3) end-to-end images/s of a short `edgessl pretrain` (data loading and augmentation included), per-image
       and batched augmentation, vs the step-only images/s from (2).
 
-    python benchmarks/step_speed.py            # prints a Markdown table
+    python benchmarks/step_speed.py                                  # prints a Markdown table
+    python benchmarks/step_speed.py --set train.channels_last=false  # the NCHW layout, for comparison
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def _median_ms(fn, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def step_times(size: int, stem: int, batch: int, repeats: int) -> tuple[float, float]:
+def step_times(size: int, stem: int, batch: int, repeats: int, extra: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(_config(size, stem, batch, Path(tmp)))
-    strong, weak = torch.randn(batch, 3, size, size), torch.randn(batch, 3, size, size)
+        trainer = Trainer(_config(size, stem, batch, Path(tmp), *extra))
+    layout = torch.channels_last if trainer.cfg.train.channels_last else torch.contiguous_format
+    strong, weak = (torch.randn(batch, 3, size, size).contiguous(memory_format=layout) for _ in range(2))
     student, teacher, opt = trainer.model.student, trainer.model.teacher, trainer.optimizer
 
     def bare() -> None:
@@ -62,9 +64,9 @@ def step_times(size: int, stem: int, batch: int, repeats: int) -> tuple[float, f
     return full, _median_ms(bare, repeats)
 
 
-def end_to_end(size: int, stem: int, batch: int, batched: bool) -> float:
+def end_to_end(size: int, stem: int, batch: int, batched: bool, extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        pretrain(_config(size, stem, batch, Path(tmp), f"data.batched_augment={str(batched).lower()}"))
+        pretrain(_config(size, stem, batch, Path(tmp), f"data.batched_augment={str(batched).lower()}", *extra))
         with (Path(tmp) / "metrics.csv").open() as fh:
             speeds = [float(r["img_per_s"]) for r in csv.DictReader(fh) if r["img_per_s"]]
     return statistics.median(speeds[1:] or speeds)  # the first log interval includes worker start-up
@@ -74,14 +76,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every case")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print("| input | batch | ReSSL step ms | bare compute ms | ratio | step-only img/s | end-to-end img/s "
           "(per-image aug) | end-to-end img/s (batched aug) |")
     print("|---|---|---|---|---|---|---|---|")
     for size, stem, batch in CASES:
-        full, bare = step_times(size, stem, batch, args.repeats)
-        e2e = [end_to_end(size, stem, batch, b) for b in (False, True)]
+        full, bare = step_times(size, stem, batch, args.repeats, args.set)
+        e2e = [end_to_end(size, stem, batch, b, args.set) for b in (False, True)]
         print(f"| {size} px | {batch} | {full:.0f} | {bare:.0f} | {full / bare:.2f}x | {1000 * batch / full:.0f} "
               f"| {e2e[0]:.0f} | {e2e[1]:.0f} |", flush=True)
 

@@ -118,7 +118,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=1, metadata=_range(1))  # epochs
     knn_every: int = field(default=1, metadata=_range(0))  # epochs; 0 = only at the end
     log_every: int = field(default=10, metadata=_range(1))  # steps between host syncs for logging
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC model and inputs: 1.5-2.5x faster on CPU for MobileNet/EfficientNet (README)
     compile: bool = False
 
 

@@ -164,3 +164,14 @@ def test_resume_refuses_a_different_recipe(tmp_path):
 def test_batched_augmentation_trains(tmp_path):
     result = pretrain(tiny(tmp_path, "data.batched_augment=true", "train.epochs=1", "train.knn_every=0"))
     assert result.steps == 4 and set(result.knn) == {1}  # kNN once, at the end
+
+
+def test_channels_last_changes_the_speed_not_the_maths(tmp_path):
+    """The NHWC default (train.channels_last) steps to the weights NCHW gives, up to float rounding (one step:
+    rounding differences grow chaotically over many)."""
+    for flag in ("true", "false"):
+        pretrain(tiny(tmp_path / flag, f"train.channels_last={flag}", "train.max_steps=1"))
+    nhwc, nchw = (load_edgessl_checkpoint(tmp_path / flag / "last.pt")["model"] for flag in ("true", "false"))
+    conv = next(k for k, v in nhwc.items() if v.dim() == 4)
+    assert nhwc[conv].is_contiguous(memory_format=torch.channels_last) and nchw[conv].is_contiguous()
+    _states_close(nhwc, nchw)
