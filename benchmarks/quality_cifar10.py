@@ -40,6 +40,7 @@ from pretrain_cifar10 import CIFAR, ROOT, knn_of, parse_cifar_args, training_spe
 from edgessl.config import Config, load_config
 from edgessl.data import build_dataset
 from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
+from edgessl.engine import runtime as R
 from edgessl.engine.optim import build_optimizer, lr_at, scaled_lr, set_lr
 from edgessl.engine.trainer import pretrain
 from edgessl.models import build_backbone
@@ -114,7 +115,7 @@ def train_lightly(method: str, cfg: Config, steps: int) -> tuple[Lightly, float,
     """Train SimCLR or MoCo v2 on the protocol; returns (model, training wall seconds, img/s)."""
     torch.manual_seed(cfg.train.seed)
     model = Lightly(method, cfg)
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format  # as `edgessl pretrain`
+    layout = R.memory_format(cfg)  # as `edgessl pretrain`
     model = model.to(memory_format=layout)
     batch = cfg.train.batch_size
     optimizer = build_optimizer(model.online, cfg.optim)

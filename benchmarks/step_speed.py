@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from edgessl.config import load_config
+from edgessl.engine import runtime as R
 from edgessl.engine.trainer import Trainer, pretrain
 
 CASES = [(32, 1, 128), (224, 2, 32)]  # (image size, stem stride, batch)
@@ -49,7 +50,7 @@ def _median_ms(fn, repeats: int) -> float:
 def step_times(size: int, stem: int, batch: int, repeats: int, extra: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(_config(size, stem, batch, Path(tmp), *extra))
-    layout = torch.channels_last if trainer.cfg.train.channels_last else torch.contiguous_format
+    layout = R.memory_format(trainer.cfg)
     strong, weak = (torch.randn(batch, 3, size, size).contiguous(memory_format=layout) for _ in range(2))
     student, teacher, opt = trainer.model.student, trainer.model.teacher, trainer.optimizer
 

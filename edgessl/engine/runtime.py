@@ -57,6 +57,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def memory_format(cfg: Config) -> torch.memory_format:
+    """The model's and inputs' layout: NHWC (`train.channels_last`, 1.5-2.5x faster on CPU) or NCHW."""
+    return torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+
 def check_amp(amp: str, device: torch.device) -> None:
     if amp == "fp16" and device.type != "cuda":
         raise EdgeSSLError(f"train.amp=fp16 needs a CUDA GPU (device is {device}); use train.amp=bf16 or none")

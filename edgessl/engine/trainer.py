@@ -185,9 +185,8 @@ class Trainer:
         batchnorm = cfg.ressl.batchnorm
         if batchnorm == "auto":
             batchnorm = "shuffle" if self.world > 1 else "split"
-        self.model = ReSSL(cfg, backbone, batchnorm, self.local_batch * cfg.data.view_pairs).to(self.device)
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = ReSSL(cfg, backbone, batchnorm, self.local_batch * cfg.data.view_pairs).to(
+            self.device, memory_format=R.memory_format(cfg))
         self.peak_lr = scaled_lr(cfg.optim, cfg.train.batch_size)
         self.optimizer = build_optimizer(self.model.student, cfg.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
@@ -323,8 +322,8 @@ class Trainer:
         set_lr(self.optimizer, lr_at(self.step, self.total_steps, self.warmup_steps, self.peak_lr))
         momentum = ema_momentum(cfg.ressl.ema_momentum, cfg.ressl.ema_schedule, self.step, self.total_steps)
         infonce_weight = 1.0 if self.step < self.infonce_steps else cfg.ressl.infonce_weight
-        if cfg.train.channels_last:
-            strong, weak, *small = (v.contiguous(memory_format=torch.channels_last) for v in (strong, weak, *small))
+        layout = R.memory_format(cfg)
+        strong, weak, *small = (v.contiguous(memory_format=layout) for v in (strong, weak, *small))
         with R.autocast(cfg.train.amp, self.device):
             out = self.forward(strong, weak, momentum, infonce_weight, small)
         self.optimizer.zero_grad(set_to_none=True)
