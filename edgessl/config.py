@@ -80,6 +80,9 @@ class ResslConfig:
     queue_size: int = field(default=4096, metadata=_range(1))
     ema_momentum: float = field(default=0.99, metadata=_range(0, 1))
     ema_schedule: Literal["constant", "cosine"] = "constant"  # cosine: m -> 1 over training (BYOL style)
+    # with data.view_pairs > 1, which teacher keys a strong view matches: its own pair's weak view (own), or every
+    # pair's weak view of the same image, the loss averaged over them (all: DINO-style cross-view targets)
+    pair_targets: Literal["own", "all"] = "own"
     infonce_warmup_epochs: float = field(default=0.0, metadata=_range(0))  # journal extension; 0 = off
     # after the warm-up: loss = infonce_weight x InfoNCE + (1 - infonce_weight) x relation; 0 = ReSSL's relation
     # loss alone (official), 1 = InfoNCE alone

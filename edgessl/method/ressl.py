@@ -90,6 +90,7 @@ class ReSSL(nn.Module):
         self.teacher.requires_grad_(False)
         self.queue = EmbeddingQueue(r.queue_size, m.projector_dim, generator=gen)
         self.tau_s, self.tau_t = r.tau_s, r.tau_t
+        self.target_pairs = cfg.data.view_pairs if r.pair_targets == "all" else 1
         self.batchnorm = batchnorm
         if batchnorm == "split":
             use_split_bn(self.teacher, usable_splits(local_batch, r.bn_splits))
@@ -110,11 +111,20 @@ class ReSSL(nn.Module):
             z = self.teacher(weak)
         return F.normalize(z.float(), dim=1)
 
+    def targets(self, z_t: torch.Tensor, views: int) -> list[torch.Tensor]:
+        """The teacher keys each of the `views` student views per row matches, one (rows, D) tensor per target.
+
+        Rows are draw-major over the view pairs (`merge_view_pairs`), so rolling the keys by one draw's rows pairs
+        each strong view with another draw's weak view of the same image (`ressl.pair_targets: all`)."""
+        rows = z_t.shape[0] // self.target_pairs
+        return [z_t.roll(p * rows, dims=0).repeat(views, 1) for p in range(self.target_pairs)]
+
     def forward(self, strong: torch.Tensor, weak: torch.Tensor, momentum: float, infonce_weight: float,
                 small: Sequence[torch.Tensor] = ()) -> StepOutput:
         """Loss for one batch, averaged over the strong view and the multi-crop views `small` (each matches the
-        teacher's weak-view target): `infonce_weight` x InfoNCE + (1 - `infonce_weight`) x the relation loss.
-        EMA update happens here, before the teacher forward (official order)."""
+        teacher's weak-view target) and over the targets (`targets`): `infonce_weight` x InfoNCE
+        + (1 - `infonce_weight`) x the relation loss. EMA update happens here, before the teacher forward
+        (official order)."""
         out = self.student(strong, small)
         z_s, head_out = out if self.distill is not None else (out, None)
         z_s = F.normalize(z_s.float(), dim=1)
@@ -122,16 +132,18 @@ class ReSSL(nn.Module):
             ema_update(self.teacher.ema_parameters(), self.core_student().ema_parameters(), momentum)
             z_t = self.teacher_embed(weak)
         queue = self.queue.embeddings
-        target = z_t.repeat(1 + len(small), 1)  # the same target for every view of an image
+        targets = self.targets(z_t, 1 + len(small))
         loss = torch.zeros((), device=z_s.device)
         if infonce_weight < 1:
-            relation, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
-            loss = loss + (1 - infonce_weight) * relation
+            for target in targets:
+                relation, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
+                loss = loss + (1 - infonce_weight) * relation / len(targets)
         else:
             with torch.no_grad():
                 p_t = F.softmax(z_t @ queue.T / self.tau_t, dim=1)
         if infonce_weight > 0:
-            loss = loss + infonce_weight * infonce_loss(z_s, target, queue, self.tau_s)
+            for target in targets:
+                loss = loss + infonce_weight * infonce_loss(z_s, target, queue, self.tau_s) / len(targets)
         with torch.no_grad():
             cos = mean_cosine(z_t)
         kind = loss_kind(infonce_weight)

@@ -114,6 +114,22 @@ def test_view_pairs_give_each_image_two_independent_pairs(tmp_path, batched):
     assert out.keys.shape[0] == 32 and trainer.model.queue.ptr.item() == 32  # every teacher key is enqueued
 
 
+def test_pair_targets_all_match_each_strong_view_to_every_pairs_weak_key(tmp_path, monkeypatch):
+    import edgessl.method.ressl as ressl_mod
+
+    trainer = Trainer(tiny(tmp_path, "data.view_pairs=2", "ressl.pair_targets=all", "ressl.infonce_weight=1"))
+    seen = []
+    real = ressl_mod.infonce_loss
+    monkeypatch.setattr(ressl_mod, "infonce_loss", lambda *a: seen.append((a[:2], real(*a))) or seen[-1][1])
+    batch = next(iter(trainer._loader(trainer_sampler(trainer))))[0]
+    out = trainer.train_step(*trainer._views(batch))
+    ((z_s, own), own_loss), ((z_s2, cross), cross_loss) = seen
+    keys = out.keys  # rows: draw 0 of the 16 images, then draw 1
+    assert torch.equal(z_s, z_s2) and torch.equal(own, keys)
+    assert torch.equal(cross[:16], keys[16:]) and torch.equal(cross[16:], keys[:16])  # the other draw's weak view
+    assert torch.allclose(out.loss, (own_loss + cross_loss) / 2)
+
+
 @pytest.mark.parametrize("weight, after", [("0", "relation"), ("0.5", "infonce+relation")])
 def test_infonce_warmup_is_logged_then_switches(tmp_path, weight, after):
     pretrain(tiny(tmp_path, "train.epochs=2", "ressl.infonce_warmup_epochs=1", f"ressl.infonce_weight={weight}",
