@@ -24,7 +24,11 @@ class Arch:
 
 ARCHS: dict[str, Arch] = {
     "mobilenetv3_small_100": Arch("mobilenetv3_small_100", "conv_stem"),
+    "mobilenetv3_small_075": Arch("mobilenetv3_small_075", "conv_stem"),
     "mobilenetv3_large_100": Arch("mobilenetv3_large_100", "conv_stem"),
+    # ReLU, no squeeze-excite: the MobileNetV3 variants made for int8 accelerators
+    "tf_mobilenetv3_small_minimal_100": Arch("tf_mobilenetv3_small_minimal_100", "conv_stem"),
+    "tf_mobilenetv3_large_minimal_100": Arch("tf_mobilenetv3_large_minimal_100", "conv_stem"),
     "mobilenetv2_100": Arch("mobilenetv2_100", "conv_stem"),
     "mobilenetv4_conv_small": Arch("mobilenetv4_conv_small", "conv_stem"),
     "efficientnet_b0": Arch("efficientnet_b0", "conv_stem"),
