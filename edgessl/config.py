@@ -132,6 +132,9 @@ class KnnConfig:
     k: int = field(default=200, metadata=_range(1))
     temperature: float = field(default=0.1, metadata=_range(0, None, lo_open=True))
     batch_size: int = field(default=256, metadata=_range(1))
+    # the pretraining monitor's bank: 0 = every train image, else a fixed class-balanced subset of that many (the
+    # ImageNet recipes: 100 a class); `edgessl eval` always uses the whole train split
+    bank_samples: int = field(default=0, metadata=_range(0))
 
 
 @dataclass

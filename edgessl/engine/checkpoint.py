@@ -7,7 +7,8 @@ Layout of an edgessl checkpoint (a dict):
   encoder also has `pruned`: its per-layer channel counts (`edgessl.pruning.structure`), applied on load
 - `model`: the ReSSL module's state dict (`student.backbone.*`, `student.projector.*`, `teacher.*`, `queue`, ...)
 - `teacher`: with distillation, the frozen teacher's arch, checkpoint path, sha256 and embedding (never its weights)
-- `optimizer`, `scaler`, `rng`, `metrics`
+- `optimizer`, `scaler`, `metrics`; no RNG state: a step's random draws are seeded from (seed, step, rank)
+  (`engine.runtime.seed_step`), so a resume at any world size needs none (older checkpoints' `rng` is ignored)
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path):
 def test_checkpoint_holds_everything_and_encoder_loads(tmp_path):
     pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0"))
     ckpt = load_edgessl_checkpoint(tmp_path / "last.pt")
-    assert {"config", "model", "optimizer", "scaler", "rng", "epoch", "step", "encoder"} <= ckpt.keys()
+    assert {"config", "model", "optimizer", "scaler", "epoch", "step", "encoder"} <= ckpt.keys()
     assert ckpt["encoder"]["feature_dim"] == 1024 and ckpt["encoder"]["image_size"] == 16
     assert not any(k.startswith("student.module.") for k in ckpt["model"])
     model, info = load_encoder(tmp_path / "last.pt")
