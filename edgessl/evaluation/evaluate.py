@@ -37,7 +37,7 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     device = resolve_device(cfg.train.device)
     check_amp(cfg.train.amp, device)
     model = enc.model.to(device)
-    loaders = {split: eval_loader(cfg, split) for split in ("train", "test")}
+    loaders = {split: eval_loader(cfg, split, pin_memory=device.type == "cuda") for split in ("train", "test")}
     classes = num_classes(loaders["train"].dataset)
     # raw pooled features once: the probe uses them as they are, kNN normalizes them itself
     train, test = (extract_features(model, loaders[split], device, cfg.train.amp, progress, normalize=False)
@@ -49,7 +49,9 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     if knn:
-        result["knn"] = knn_classify(*train, *test, k=cfg.knn.k if k is None else k, num_classes=classes,
+        # ranked on the device (the GPU if any): on one CPU thread ImageNet takes hours (benchmarks/knn_monitor.py)
+        result["knn"] = knn_classify(train[0].to(device), train[1], *test, k=cfg.knn.k if k is None else k,
+                                     num_classes=classes,
                                      temperature=cfg.knn.temperature if temperature is None else temperature)
     if linear:
         result["linear"] = linear_probe(*train, *test, epochs=epochs, lr=lr, num_classes=classes, seed=cfg.train.seed,
