@@ -404,11 +404,14 @@ class Trainer:
         sums = torch.zeros(5, device=self.device)
         n_sum, t_log, seen, done = 0, time.time(), 0, 0
         self.model.train()
+        # a step's random draws (augmentation, also in the loader when it has no workers; teacher shuffles) come
+        # after seeding with its number, so they do not depend on where the run was resumed
+        R.seed_step(cfg.train.seed, self.step, self.rank)
         for batch, _ in self._loader(sampler):
             if self.step >= self.total_steps:
                 break
-            R.seed_step(cfg.train.seed, self.step, self.rank)
             out = self.train_step(*self._views(batch))
+            R.seed_step(cfg.train.seed, self.step, self.rank)  # the next step's draws, its batch's included
             loss = out.loss.detach()
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), self.step, first_bad)
             sums += torch.stack([loss.float(), out.pt_entropy.float(), out.key_cosine.float(),
