@@ -8,6 +8,19 @@ import torch
 import torch.distributed as dist
 
 
+_SHARED = torch.Generator()  # CPU; advanced identically on every rank
+
+
+def shared_generator() -> torch.Generator:
+    """A CPU generator in the same state on every rank (the engine reseeds it each step with `seed_shared`), for
+    draws all ranks must agree on without a broadcast or a host-device sync (the shuffle-BN permutation)."""
+    return _SHARED
+
+
+def seed_shared(seed: int) -> None:
+    _SHARED.manual_seed(seed)
+
+
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -37,12 +50,6 @@ def all_gather_nograd(x: torch.Tensor) -> torch.Tensor:
     out = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(out, x.contiguous())
     return torch.cat(out)
-
-
-def broadcast(x: torch.Tensor, src: int = 0) -> torch.Tensor:
-    if is_dist() and world_size() > 1:
-        dist.broadcast(x, src)
-    return x
 
 
 @torch.no_grad()

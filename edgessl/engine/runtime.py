@@ -124,5 +124,7 @@ def seed_step(seed: int, step: int, rank: int) -> None:
     """Seed torch's CPU and CUDA generators for one training step of one rank (batched augmentation, teacher
     shuffles). The draws of a step depend only on (seed, step, rank), so a run resumed mid-epoch draws exactly
     what an unbroken run of its world size would, whatever the world size it was saved at, and no two ranks
-    draw alike. Seeding is host-side only (no device sync)."""
+    draw alike; the shared generator (`distributed.shared_generator`) gets the same seed on every rank. Seeding
+    is host-side only (no device sync)."""
     torch.manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729 + 1) % 2**63)
+    D.seed_shared((seed * 1_000_003 + step * 7_919 + 2) % 2**63)

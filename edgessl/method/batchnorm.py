@@ -109,8 +109,8 @@ def usable_splits(batch: int, splits: int) -> int:
 def shuffled_forward(teacher: nn.Module, x: torch.Tensor, across_ranks: bool) -> torch.Tensor:
     """Run `teacher` on a permutation of the batch and undo it, so BN groups do not match the student's.
 
-    With `across_ranks`, the whole global batch is permuted (one permutation from rank 0) and each rank runs its
-    slice of it: `exchange_plan` says which of its images each rank sends where, one all_to_all brings every rank
+    With `across_ranks`, the whole global batch is permuted (one permutation, drawn alike on every rank from
+    `distributed.shared_generator`) and each rank runs its slice of it: `exchange_plan` says which of its images each rank sends where, one all_to_all brings every rank
     its slice and a second one returns the outputs to the images' owners (no rank holds the global batch).
     """
     if not across_ranks or D.world_size() == 1:
@@ -118,8 +118,8 @@ def shuffled_forward(teacher: nn.Module, x: torch.Tensor, across_ranks: bool) ->
         out = teacher(x[perm])
         return out[torch.argsort(perm)]
     world = D.world_size()
-    perm = D.broadcast(torch.randperm(x.shape[0] * world, device=x.device))
-    plan = exchange_plan(perm, x.shape[0], D.rank(), world)
+    perm = torch.randperm(x.shape[0] * world, generator=D.shared_generator())  # CPU, equal on every rank
+    plan = exchange_plan(perm, x.shape[0], D.rank(), world, x.device)
     received = D.all_to_all(x[plan.send], plan.send_counts, plan.recv_counts)
     out = teacher(received[plan.unsort])  # this rank's slice of the permuted global batch, in permuted order
     back = D.all_to_all(out[plan.sort], plan.recv_counts, plan.send_counts)
@@ -139,14 +139,21 @@ class ExchangePlan:
     unsort: torch.Tensor  # the inverse of `sort`: received rows -> slice order
 
 
-def exchange_plan(perm: torch.Tensor, local: int, rank: int, world: int) -> ExchangePlan:
+def exchange_plan(perm: torch.Tensor, local: int, rank: int, world: int, device: torch.device | str = "cpu"
+                  ) -> ExchangePlan:
     """The all_to_all plan for rank `rank` when the global batch (`world` x `local` rows, row g owned by rank
-    g // local) is permuted by `perm` and rank d runs rows perm[d * local:(d + 1) * local]. One host copy (the
-    counts), the same on every rank."""
+    g // local) is permuted by `perm` (on the CPU, the same on every rank) and rank d runs rows
+    perm[d * local:(d + 1) * local]. Computed on the CPU, so the counts need no host-device sync; the index
+    tensors go to `device` without blocking."""
     owner = perm // local
     mine = owner == rank  # positions in the permutation of this rank's rows; position // local = destination
     send = perm[mine] - rank * local
     sort = torch.argsort(owner[rank * local:(rank + 1) * local], stable=True)
-    counts = torch.stack([mine.view(world, local).sum(1),
-                          torch.bincount(owner[rank * local:(rank + 1) * local], minlength=world)]).tolist()
-    return ExchangePlan(send, counts[0], counts[1], sort, torch.argsort(sort))
+    send_counts = mine.view(world, local).sum(1).tolist()
+    recv_counts = torch.bincount(owner[rank * local:(rank + 1) * local], minlength=world).tolist()
+    device = torch.device(device)
+
+    def move(t: torch.Tensor) -> torch.Tensor:  # pinned + non_blocking: the copy does not wait for the GPU
+        return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
+
+    return ExchangePlan(move(send), send_counts, recv_counts, move(sort), move(torch.argsort(sort)))

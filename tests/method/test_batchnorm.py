@@ -84,12 +84,13 @@ def test_exchange_plan_gives_each_rank_its_slice_of_the_permuted_batch():
 
 
 def _gathered_shuffle(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The former shuffle-BN: all_gather the global batch to every rank, run a slice, all_gather the outputs."""
+    """The former shuffle-BN: all_gather the global batch to every rank, run a slice, all_gather the outputs
+    (its permutation was broadcast from rank 0; here every rank draws the same one from seed 7)."""
     from edgessl import distributed as D
 
     local, r = x.shape[0], D.rank()
     x_all = D.all_gather_nograd(x)
-    perm = D.broadcast(torch.randperm(x_all.shape[0]))
+    perm = torch.randperm(x_all.shape[0], generator=torch.Generator().manual_seed(7))  # the same on each rank
     out_all = D.all_gather_nograd(teacher(x_all[perm[r * local:(r + 1) * local]]))
     return out_all[torch.argsort(perm)][r * local:(r + 1) * local]
 
@@ -103,7 +104,6 @@ def _shuffle_worker(rank: int, world: int) -> dict:
     teacher = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Flatten())
     x = torch.randn(world * 6, 3, 2, 2, generator=torch.Generator().manual_seed(1))[rank * 6:(rank + 1) * 6]
     reference = copy.deepcopy(teacher)
-    torch.manual_seed(7)
     expected = _gathered_shuffle(reference, x)
     moved, exchange, gather = [], D.all_to_all, D.all_gather_nograd
 
@@ -112,7 +112,7 @@ def _shuffle_worker(rank: int, world: int) -> dict:
         return exchange(rows, send, recv)
 
     D.all_to_all, D.all_gather_nograd = counting, None  # the exchange must not gather the global batch
-    torch.manual_seed(7)
+    D.seed_shared(7)  # the permutation the reference drew
     keys = shuffled_forward(teacher, x, across_ranks=True)
     D.all_to_all, D.all_gather_nograd = exchange, gather
     return {"equal": torch.equal(keys, expected), "moved": moved}
