@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from edgessl import __version__
 from edgessl.errors import EdgeSSLError
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    # warnings (corrupt images skipped, an empty recipe, ...) as one line each, like errors
+    warnings.formatwarning = lambda message, *_, **__: f"edgessl {args.command}: warning: {message}\n"
     try:
         return int(args._run(args) or 0)
     except EdgeSSLError as exc:

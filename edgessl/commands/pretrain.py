@@ -25,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=50")
     p.add_argument("--resume", action="store_true",
                    help="require resuming from <output_dir>/last.pt (it is resumed automatically when present)")
-    p.add_argument("--nproc", type=int, default=0, metavar="N",
-                   help="run N processes on this machine by re-launching through torchrun")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="run N >= 1 processes on this machine by re-launching through torchrun (default: 1, "
+                        "no torchrun)")
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
@@ -42,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.config import load_config
     from edgessl.errors import EdgeSSLError
 
-    if args.nproc < 0:
-        raise EdgeSSLError(f"--nproc must be >= 1; got {args.nproc}")
-    if args.nproc > 1 and not D.launched_by_torchrun():
+    if args.nproc is not None and args.nproc < 1:
+        raise EdgeSSLError(f"--nproc must be >= 1 (processes to run); got {args.nproc}")
+    if args.nproc and args.nproc > 1 and not D.launched_by_torchrun():
         return _relaunch_with_torchrun(args)
     cfg = load_config(args.recipe, args.overrides)
     from edgessl.engine.trainer import pretrain
