@@ -303,10 +303,10 @@ def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, o
     """Re-run the on-device check of one exported artifact; the table goes beside it (`<file>.check.md/json`).
 
     `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it."""
+    check_tolerance(tolerance)
     path = Path(artifact)
     if not path.is_file():
         raise EdgeSSLError(f"artifact '{path}' not found")
-    check_tolerance(tolerance)
     target = target_of(path)
     target.require()
     meta = _read_artifact(target, path)
