@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -13,19 +12,6 @@ from edgessl.cli import main
 from tests.bad_inputs import CASES, README, Case, Ctx, readme_with_table
 
 PROGRESS = re.compile(r"^\s*epoch \d+/\d+:")  # tqdm bars of a run that started, on stderr too
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny checkpoint in a run folder (last.pt + config.yaml), as `edgessl pretrain` writes it."""
-    from edgessl.engine.trainer import Trainer
-    from tests.tiny_run import tiny
-
-    folder = tmp_path_factory.mktemp("tiny-run")
-    trainer = Trainer(tiny(folder, "train.knn_every=0"))
-    trainer.save()
-    trainer.cfg.save(folder / "config.yaml")
-    return folder / "last.pt"
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, list[str]]:
