@@ -8,7 +8,8 @@ examples:
   torchrun --nproc_per_node=8 -m edgessl pretrain recipes/mobilenetv3_small.yaml
 
 Overrides are dotted `key=value` pairs (values parsed as YAML). The run folder is `output_dir`
-(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/.
+(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/. A run holds its
+folder (.edgessl.lock): a second run on it is refused, naming the holder's PID.
 """
 
 from __future__ import annotations
