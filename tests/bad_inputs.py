@@ -60,6 +60,7 @@ class Case:
     argv: Callable[[Ctx], list[str]]
     shows: str
     code: int = 2
+    after: Callable[[Path], None] | None = None  # more checks on the folder afterwards (e.g. nothing lost)
 
     @property
     def id(self) -> str:
@@ -135,6 +136,29 @@ def _disk_full(ctx: Ctx) -> list[str]:
     return _tiny(ctx, "train.epochs=1", "train.knn_every=0")
 
 
+def _disk_full_later(ctx: Ctx) -> list[str]:
+    """The disk fills after the first checkpoint: the second save fails, the first stays."""
+    import torch
+
+    real, calls = torch.save, []
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    ctx.monkeypatch.setattr(torch, "save", fills_up)
+    return _tiny(ctx, "train.knn_every=0")
+
+
+def _first_checkpoint_kept(tmp: Path) -> None:
+    import torch
+
+    assert torch.load(tmp / "run" / "last.pt", weights_only=True)["step"] == 4  # epoch 1's, intact
+    assert not list((tmp / "run").glob(".*.tmp"))
+
+
 def _resumed_other_recipe(ctx: Ctx) -> list[str]:
     ckpt = ctx.checkpoint()
     return [str(ckpt.parent / "config.yaml"), f"output_dir={ckpt.parent}", "optim.lr=0.5"]
@@ -197,8 +221,12 @@ CASES: list[Case] = [
     Case("pretrain", "disk full while saving", _disk_full,
          "disk full while saving '{tmp}/run/last.pt': its partial copy was removed, nothing else was freed; the last "
          "good checkpoint is none"),
+    Case("pretrain", "disk full at the second checkpoint", _disk_full_later,
+         "nothing else was freed; the last good checkpoint is '{tmp}/run/last.pt' (unchanged)",
+         after=_first_checkpoint_kept),
     Case("pretrain", "loss NaN before any checkpoint", lambda c: _tiny(c, "optim.lr=1e30", "train.knn_every=0"),
-         "loss became NaN/inf at step"),
+         "loss became NaN/inf at step 2 (epoch 1); lower optim.lr, set optim.grad_clip, or use train.amp=none; the "
+         "last good checkpoint is none (none was saved yet)"),
     # ----- eval
     Case("eval", "checkpoint missing", lambda c: [str(c.tmp / "nope.pt")], "nope.pt' not found"),
     Case("eval", "checkpoint that would run code", lambda c: [str(_code_running_pickle(c))],

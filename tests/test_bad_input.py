@@ -44,6 +44,8 @@ def test_bad_input_is_one_line(case: Case, tmp_path, monkeypatch, capsys, reques
         assert len(lines) == 1 and lines[0].startswith(f"edgessl {case.command}: error: "), err
         assert shows in lines[0]
     assert not (tmp_path / "PWNED").exists()  # a refused pickle ran nothing
+    if case.after is not None:
+        case.after(tmp_path)
 
 
 def test_cases_are_enough_and_distinct():

@@ -463,8 +463,9 @@ def pretrain(cfg: Config, run_dir: Path | None = None, resume: bool | None = Non
     The run folder is held (`edgessl.folder_lock`, rank 0) for the whole run, and temp files of saves that a
     kill -9 interrupted are removed first."""
     run_dir = Path(run_dir or cfg.output_dir or default_run_dir(cfg))
-    with hold(run_dir, "output_dir", enabled=int(os.environ.get("RANK", "0")) == 0):
-        stale = C.remove_stale_temps(run_dir)
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, before the process group exists
+    with hold(run_dir, "output_dir", enabled=main):
+        stale = C.remove_stale_temps(run_dir) if main else []
         if stale:
             print(f"removed {len(stale)} temp file(s) of an interrupted save in {run_dir}")
         return Trainer(cfg, run_dir, resume).fit()
