@@ -301,8 +301,8 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
         path = Path(recipe)
         source = str(path)
         if path.is_dir():
-            raise EdgeSSLError(f"recipe '{path}' is a folder; pass a YAML file, e.g. {path / 'config.yaml'} or "
-                               "recipes/quickstart.yaml")
+            example = path / "config.yaml" if (path / "config.yaml").is_file() else "recipes/quickstart.yaml"
+            raise EdgeSSLError(f"recipe '{path}' is a folder; pass a YAML file, e.g. {example}")
         if not path.is_file():
             raise EdgeSSLError(f"recipe '{path}' not found; pass a YAML file such as recipes/quickstart.yaml")
         try:
