@@ -3,9 +3,10 @@
 `edgessl pretrain` holds its run folder (rank 0 only under torchrun), `export` and `prune` hold `--out`, so two runs
 on one folder cannot interleave `metrics.csv` or replace each other's checkpoints: the second is refused with a
 one-line error naming the holder's PID. The kernel drops the lock when its process dies (kill -9 included), so a
-lock is never stale. The lock file stays (removing it would let a waiting process lock a deleted file), except in a
-folder this process created and left empty, which is removed again so a refused start leaves nothing behind.
-Holding a folder twice in one process is fine (`prune` holds `--out`, then its recovery run holds it again).
+lock is never stale; the file such a process leaves is taken over by the next run. A run removes the lock file when
+it ends (a taker checks that the file it locked is still the one at the path), and removes the folder too when it
+created it and left it empty, so a refused start leaves nothing behind. Holding a folder twice in one process is
+fine (`prune` holds `--out`, then its recovery run holds it again).
 """
 
 from __future__ import annotations
@@ -64,17 +65,8 @@ def hold(folder: str | Path, option: str, enabled: bool = True) -> Iterator[Path
         return
     created = _make_folder(folder, option)
     lock = folder / LOCK_NAME
+    fd = _lock(lock, folder, option)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise EdgeSSLError(f"{option} '{folder}' is not writable ({exc.strerror}); choose a writable folder") \
-            from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EdgeSSLError(f"{option} '{folder}' is in use by another edgessl process (PID {_holder_pid(lock)}); "
-                               f"wait for it to finish or choose another folder") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         _held[key] = 1
@@ -82,8 +74,30 @@ def hold(folder: str | Path, option: str, enabled: bool = True) -> Iterator[Path
             yield folder
         finally:
             del _held[key]
-            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
-                lock.unlink()
+            lock.unlink(missing_ok=True)  # still locked: a taker that opened it meanwhile sees it gone and retries
+            if created and not any(folder.iterdir()):
                 folder.rmdir()
     finally:
         os.close(fd)
+
+
+def _lock(lock: Path, folder: Path, option: str) -> int:
+    """An open, exclusively locked descriptor of `lock`, the file at that path when locked."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise EdgeSSLError(f"{option} '{folder}' is not writable ({exc.strerror}); choose a writable folder") \
+                from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EdgeSSLError(f"{option} '{folder}' is in use by another edgessl process (PID {_holder_pid(lock)}); "
+                               f"wait for it to finish or choose another folder") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed it between our open and lock: lock the new one

@@ -40,7 +40,7 @@ def test_bad_input_is_one_line(case: Case, tmp_path, monkeypatch, capsys, reques
     if case.code == 0:  # a warning; the run goes on (its progress bars share stderr)
         assert any(shows in w for w in caught), caught
     else:
-        lines = [ln for ln in err.strip().splitlines() if not PROGRESS.match(ln)]
+        lines = [ln for ln in err.splitlines() if ln.strip() and not PROGRESS.match(ln)]
         assert len(lines) == 1 and lines[0].startswith(f"edgessl {case.command}: error: "), err
         assert shows in lines[0]
     assert not (tmp_path / "PWNED").exists()  # a refused pickle ran nothing

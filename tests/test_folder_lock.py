@@ -60,8 +60,7 @@ def test_second_run_on_a_held_folder_is_refused_naming_the_holder(tmp_path, caps
     assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 0.06
     steps = _steps(run / "metrics.csv")
     assert steps and len(steps) == len(set(steps))
-    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME, "config.yaml", "last.pt", "metrics.csv",
-                                                      "tensorboard"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "last.pt", "metrics.csv", "tensorboard"]
 
 
 def test_lock_of_a_killed_process_is_not_stale(tmp_path, monkeypatch):
@@ -72,6 +71,7 @@ def test_lock_of_a_killed_process_is_not_stale(tmp_path, monkeypatch):
     assert (folder / LOCK_NAME).read_text().strip() == str(ctx.holders[0].pid)  # the file stays, the lock does not
     with hold(folder, "output_dir"):
         assert (folder / LOCK_NAME).read_text().strip() == str(os.getpid())
+    assert not any(folder.iterdir())  # the lock file goes with its holder
 
 
 def test_holding_twice_in_one_process_nests_and_a_refused_start_leaves_no_folder(tmp_path):
