@@ -224,7 +224,7 @@ CASES: list[Case] = [
     Case("pretrain", "disk full at the second checkpoint", _disk_full_later,
          "nothing else was freed; the last good checkpoint is '{tmp}/run/last.pt' (unchanged)",
          after=_first_checkpoint_kept),
-    Case("pretrain", "loss NaN before any checkpoint", lambda c: _tiny(c, "optim.lr=1e30", "train.knn_every=0"),
+    Case("pretrain", "loss NaN before any checkpoint (optim.lr=1e30)", lambda c: _tiny(c, "optim.lr=1e30", "train.knn_every=0"),
          "loss became NaN/inf at step 2 (epoch 1); lower optim.lr, set optim.grad_clip, or use train.amp=none; the "
          "last good checkpoint is none (none was saved yet)"),
     # ----- eval
@@ -270,9 +270,9 @@ CASES: list[Case] = [
     Case("check", "truncated .onnx", lambda c: [str(_onnx(c, 20))], "is not a readable onnx artifact"),
     Case("check", ".onnx without edgessl metadata", lambda c: [str(_onnx(c, None))],
          "has no edgessl metadata naming its checkpoint; pass --checkpoint PATH"),
-    Case("check", "truncated .tflite", lambda c: [str(c.write("m.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(8)))],
+    Case("check", "truncated .tflite (header only)", lambda c: [str(c.write("m.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(8)))],
          "is not a readable tflite artifact"),
-    Case("check", "OpenVINO .xml without its .bin", lambda c: [str(c.write("m.xml", "<net name='x'></net>"))],
+    Case("check", "damaged OpenVINO .xml", lambda c: [str(c.write("m.xml", "<net name='x'></net>"))],
          "is not a readable openvino artifact"),
     Case("check", "--tolerance -1", lambda c: [str(c.tmp / "m.onnx"), "--tolerance", "-1"],
          "--tolerance must be a kNN top-1 drop in points >= 0"),
