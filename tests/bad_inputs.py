@@ -174,7 +174,8 @@ CASES: list[Case] = [
     Case("pretrain", "recipe is a list", lambda c: [str(c.write("r.yaml", "- a\n- b\n"))],
          "a recipe must be a mapping of sections"),
     Case("pretrain", "empty recipe (warning, then trains)",
-         lambda c: [str(c.write("r.yaml", "")), *TINY, "train.threads=1", f"output_dir={c.tmp / 'run'}", "train.epochs=1",
+         lambda c: [str(c.write("r.yaml", "")), *TINY, "train.threads=1", f"output_dir={c.tmp / 'run'}",
+                    "train.epochs=1",
                     "train.knn_every=0"],
          "is empty: every setting is a built-in default (see ", code=0),
     # ----- pretrain: keys and values
@@ -224,7 +225,8 @@ CASES: list[Case] = [
     Case("pretrain", "disk full at the second checkpoint", _disk_full_later,
          "nothing else was freed; the last good checkpoint is '{tmp}/run/last.pt' (unchanged)",
          after=_first_checkpoint_kept),
-    Case("pretrain", "loss NaN before any checkpoint (optim.lr=1e30)", lambda c: _tiny(c, "optim.lr=1e30", "train.knn_every=0"),
+    Case("pretrain", "loss NaN before any checkpoint (optim.lr=1e30)",
+         lambda c: _tiny(c, "optim.lr=1e30", "train.knn_every=0"),
          "loss became NaN/inf at step 2 (epoch 1); lower optim.lr, set optim.grad_clip, or use train.amp=none; the "
          "last good checkpoint is none (none was saved yet)"),
     # ----- eval
@@ -270,7 +272,8 @@ CASES: list[Case] = [
     Case("check", "truncated .onnx", lambda c: [str(_onnx(c, 20))], "is not a readable onnx artifact"),
     Case("check", ".onnx without edgessl metadata", lambda c: [str(_onnx(c, None))],
          "has no edgessl metadata naming its checkpoint; pass --checkpoint PATH"),
-    Case("check", "truncated .tflite (header only)", lambda c: [str(c.write("m.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(8)))],
+    Case("check", "truncated .tflite (header only)",
+         lambda c: [str(c.write("m.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(8)))],
          "is not a readable tflite artifact"),
     Case("check", "damaged OpenVINO .xml", lambda c: [str(c.write("m.xml", "<net name='x'></net>"))],
          "is not a readable openvino artifact"),
@@ -279,7 +282,8 @@ CASES: list[Case] = [
     Case("check", "--tolerance nan", lambda c: [str(c.tmp / "m.onnx"), "--tolerance", "nan"],
          "--tolerance must be a kNN top-1 drop in points >= 0"),
     # ----- prune
-    Case("prune", "--macs 1.5", lambda c: [str(c.tmp), "--macs", "1.5"], "--macs must be a ratio strictly between 0 and 1"),
+    Case("prune", "--macs 1.5", lambda c: [str(c.tmp), "--macs", "1.5"],
+         "--macs must be a ratio strictly between 0 and 1"),
     Case("prune", "--macs nan", lambda c: [str(c.tmp), "--macs", "nan"], "--macs must be a ratio strictly between"),
     Case("prune", "--recover-epochs -1", lambda c: [str(c.tmp), "--recover-epochs", "-1"],
          "--recover-epochs must be >= 0"),
@@ -299,8 +303,8 @@ def table() -> str:
     for case in CASES:
         kind = "warning" if case.code == 0 else "error"
         shows = case.shows.replace("{tmp}", "DIR").replace("|", "\\|")
-        rows.append(f"| `{case.command}` | {case.what.replace('|', '/')} | `edgessl {case.command}: {kind}: …{shows}…` "
-                    f"| {case.code} |")
+        rows.append(f"| `{case.command}` | {case.what.replace('|', '/')} "
+                    f"| `edgessl {case.command}: {kind}: …{shows}…` | {case.code} |")
     return "\n".join(rows)
 
 

@@ -55,4 +55,5 @@ def test_cases_are_enough_and_distinct():
 
 def test_readme_table_is_generated_from_the_cases():
     text = README.read_text()
-    assert readme_with_table(text) == text, "README bad-input table is stale: run PYTHONPATH=. python -m tests.bad_inputs"
+    assert readme_with_table(text) == text, \
+        "README's bad-input table is stale: run PYTHONPATH=. python -m tests.bad_inputs"

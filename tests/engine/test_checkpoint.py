@@ -1,5 +1,6 @@
 """Leftovers of a run killed with -9 (temp files of an interrupted save, metrics rows of a start that never saved
-a checkpoint, the lock file of the killed process) are cleaned at the next start of that run: no file lost, none duplicated."""
+a checkpoint, the lock file of the killed process) are cleaned at the next start of that run: no file lost, none
+duplicated."""
 
 from __future__ import annotations
 
