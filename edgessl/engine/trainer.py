@@ -33,6 +33,8 @@ from edgessl.errors import EdgeSSLError
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_classify
 from edgessl.evaluation.loading import eval_loader
+from edgessl.folder_lock import hold
+from edgessl.method.batchnorm import usable_splits
 from edgessl.method.distill import distillation_on
 from edgessl.method.ema import ema_momentum
 from edgessl.method.ressl import ReSSL
@@ -82,6 +84,14 @@ def check_resume_compatible(saved: dict, cfg: Config, path: Path) -> None:
                                f"restore it or set output_dir to a new folder")
 
 
+def _bn_group(cfg: Config, world: int, batch: int) -> int:
+    """Rows one BatchNorm call normalizes together with global batch `batch`: a process's rows (view pairs
+    stacked), divided into the teacher's split-BN groups on one process."""
+    rows = batch // world * cfg.data.view_pairs
+    split = cfg.ressl.batchnorm == "split" or (cfg.ressl.batchnorm == "auto" and world == 1)
+    return rows // usable_splits(rows, cfg.ressl.bn_splits) if split else rows
+
+
 def check_sizes(cfg: Config, world: int, n_train: int) -> None:
     """The batch/queue/world-size rules that must hold before the first step."""
     b = cfg.train.batch_size
@@ -99,6 +109,12 @@ def check_sizes(cfg: Config, world: int, n_train: int) -> None:
         if k % per_step:
             raise EdgeSSLError(f"{key}={k} is not a multiple of {unit}; "
                                f"use e.g. {key}={max(per_step, k // per_step * per_step)}")
+    if _bn_group(cfg, world, b) < 2:
+        smallest = next(n for n in range(world, 2**20, world) if _bn_group(cfg, world, n) >= 2)
+        raise EdgeSSLError(f"train.batch_size={b} leaves {_bn_group(cfg, world, b)} image(s) per BatchNorm group "
+                           f"({b // world} per process, ressl.bn_splits={cfg.ressl.bn_splits}); BatchNorm needs more "
+                           f"than 1 per process and split-BN group: use train.batch_size={smallest} or more, or lower "
+                           f"ressl.bn_splits")
     if n_train < b:
         raise EdgeSSLError(f"the training set has {n_train} images, fewer than one batch "
                            f"(train.batch_size={b}); lower the batch or add data")
@@ -425,9 +441,10 @@ class Trainer:
                 continue
             bad_step, stop_now = agree_on_stop(first_bad, stop.raised)  # every rank leaves at the same step
             if bad_step >= 0:
+                last = self.run_dir / "last.pt"
                 raise EdgeSSLError(f"loss became NaN/inf at step {bad_step} (epoch {self.epoch + 1}); "
-                                   f"lower optim.lr, set optim.grad_clip, or use train.amp=none; the last "
-                                   f"good checkpoint is {self.run_dir / 'last.pt'}")
+                                   f"lower optim.lr, set optim.grad_clip, or use train.amp=none; the last good "
+                                   f"checkpoint is {last if last.exists() else 'none (none was saved yet)'}")
             if stop_now:
                 return True
             mean = D.all_reduce_mean(sums / n_sum).tolist()
@@ -450,10 +467,19 @@ class Trainer:
 
 
 def pretrain(cfg: Config, run_dir: Path | None = None, resume: bool | None = None) -> RunResult:
-    """Pretrain with ReSSL as `cfg` says; resumes from `<run_dir>/last.pt` when it exists (unless resume=False)."""
-    trainer = Trainer(cfg, run_dir, resume)
-    try:
-        return trainer.fit()
-    finally:
-        if trainer.owns_group:
-            R.close_distributed()
+    """Pretrain with ReSSL as `cfg` says; resumes from `<run_dir>/last.pt` when it exists (unless resume=False).
+
+    The run folder is held (`edgessl.folder_lock`, rank 0) for the whole run, and temp files of saves that a
+    kill -9 interrupted are removed first."""
+    run_dir = Path(run_dir or cfg.output_dir or default_run_dir(cfg))
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, before the process group exists
+    with hold(run_dir, "output_dir", enabled=main):
+        stale = C.remove_stale_temps(run_dir) if main else []
+        if stale:
+            print(f"removed {len(stale)} temp file(s) of an interrupted save in {run_dir}")
+        trainer = Trainer(cfg, run_dir, resume)
+        try:
+            return trainer.fit()
+        finally:
+            if trainer.owns_group:
+                R.close_distributed()

@@ -17,6 +17,7 @@ from edgessl.evaluation.linear_probe import linear_probe
 from edgessl.evaluation.loading import eval_loader, load_trained_encoder
 
 EVAL_FILE = "eval.json"
+SAME_WEIGHTS = ("checkpoint", "epoch", "branch", "arch", "image_size", "data")  # what eval.json results must share
 
 
 def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | None = None,
@@ -25,7 +26,8 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     """kNN (k and temperature default to the recipe's `knn.*`) and/or linear-probe accuracy of a checkpoint.
 
     `path` is a run folder or a checkpoint file; `overrides` are `key=value` changes to its stored recipe
-    (e.g. data.root=..., train.device=cpu). Returns what it writes to `<checkpoint folder>/eval.json`.
+    (e.g. data.root=..., train.device=cpu). Returns this evaluation's results; `<checkpoint folder>/eval.json`
+    gets them merged with earlier results of the same weights (`_with_previous`).
     """
     from edgessl.data import num_classes
     from edgessl.engine.runtime import check_amp, resolve_device
@@ -56,5 +58,19 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     if linear:
         result["linear"] = linear_probe(*train, *test, epochs=epochs, lr=lr, num_classes=classes, seed=cfg.train.seed,
                                         progress=progress)
-    enc.path.with_name(EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    out = enc.path.with_name(EVAL_FILE)
+    out.write_text(json.dumps(_with_previous(out, result), indent=2) + "\n")
     return result
+
+
+def _with_previous(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` plus the metrics an earlier eval of the same weights (checkpoint, epoch, branch, data) wrote and
+    this one did not recompute, each with the settings it was computed with: `eval --knn` then `eval --linear`
+    keeps both. Results of other weights are dropped, not mixed in."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return result
+    if not isinstance(old, dict) or any(old.get(key) != result[key] for key in SAME_WEIGHTS):
+        return result
+    return {**result, **{m: old[m] for m in ("knn", "linear") if m in old and m not in result}}
