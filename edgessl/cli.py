@@ -19,7 +19,7 @@ COMMANDS = ("pretrain", "eval", "report", "export", "check", "prune")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgessl",
-        description="Pretrain small image encoders with ReSSL and ship them to phones and boards.",
+        description="Pretrain small image encoders self-supervised (ReSSL, peers) and ship them to phones and boards.",
         epilog="Run `edgessl <command> --help` for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"edgessl {__version__}")

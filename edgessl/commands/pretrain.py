@@ -1,7 +1,8 @@
-"""Pretrain an encoder with ReSSL.
+"""Pretrain an encoder with a self-supervised method (`method=`: ressl, infonce, simclr, moco_v2, byol).
 
 examples:
   edgessl pretrain recipes/quickstart.yaml
+  edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml method=simclr simclr.temperature=0.5
   edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml data.root=/data/cifar10 train.epochs=50
   edgessl pretrain runs/<name>/config.yaml            # resumes from runs/<name>/last.pt
   edgessl pretrain recipes/mobilenetv3_small.yaml --nproc 8     # re-launches itself through torchrun
@@ -17,7 +18,7 @@ import argparse
 import os
 import sys
 
-HELP = "pretrain an encoder with ReSSL from a recipe (YAML) and key=value overrides"
+HELP = "pretrain an encoder (ressl, infonce, simclr, moco_v2, byol) from a recipe (YAML) and key=value overrides"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ Channels are removed structurally with torch-pruning (DepGraph): the same fracti
 the importance criterion, step by step until the MACs (and parameters) are at or under the targets. The stem and
 the embedding width are kept unless --prune-stem / --prune-embedding; channel counts stay multiples of
 --round-to (odd counts made ONNX Runtime slower than the unpruned model). Recovery trains the pruned student with
-ReSSL plus relational distillation from the frozen unpruned encoder (spec section 5) with the usual engine;
-key=value overrides change the checkpoint's recipe (data.*, train.*, optim.*, teacher.weight, ...).
+the original run's method plus relational distillation from the frozen unpruned encoder (spec section 5) with the
+usual engine; key=value overrides change the checkpoint's recipe (data.*, train.*, optim.*, distill.weight, ...).
 
 Writes into --out (default runs/<run>-pruned<pct>): pruned.pt (right after pruning), the recovery run
 (last.pt, config.yaml, metrics.csv) and prune.json (MACs, params, kNN top-1 of each stage). Running the same

@@ -187,7 +187,7 @@ class Trainer:
         res = self.knn()
         if D.is_main():
             self.knn_history[self.epoch] = res["top1"]
-            self.log.log({"epoch": self.epoch, "step": self.step, "knn_top1": res["top1"],
+            self.log.log({"epoch": self.epoch, "step": self.step, "method": self.cfg.method, "knn_top1": res["top1"],
                           "knn_top5": res["top5"], "wall_s": wall})
             tqdm.write(f"epoch {self.epoch}: kNN top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%")
             return res["top1"]

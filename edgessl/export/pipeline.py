@@ -102,6 +102,7 @@ def _metadata(enc: LoadedEncoder, target: Target, precision: str, profile: Profi
 def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row) -> None:
     """The model card beside an artifact (`<file>.md`)."""
     from edgessl.export.model_card import write_model_card
+    from edgessl.methods import describe
 
     export = {k: meta[k] for k in ("target", "precision", "layout", "input_shape", "input") if k in meta}
     export.update({k: meta[k] for k in ("quantization", "calibration_images", "input_quantization",
@@ -111,6 +112,7 @@ def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row) -> Non
                "cosine_min": row.cosine_min, f"latency_ms_batch1_{row.threads}_threads": row.latency_ms}
     write_model_card(path.with_name(path.name + ".md"),
                      {**enc.info, "image_size": meta["image_size"], "name": path.name, "data": asdict(enc.cfg.data),
+                      "method": describe(enc.cfg),
                       "config": enc.cfg.to_dict(),
                       "epoch": enc.epoch, "checkpoint": str(enc.path), "metrics": metrics, "export": export})
 

@@ -20,7 +20,8 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], loader: Iterable, device: str | torch.device, amp: str = "none",
+def extract_features(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], loader: Iterable,
+                     device: str | torch.device, amp: str = "none",
                      progress: bool = True, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` in eval mode over `loader` ((images, labels) batches) -> (float32 features, int64 labels) on CPU.
 

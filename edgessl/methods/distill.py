@@ -1,6 +1,6 @@
 """Relational distillation from a frozen ResNet teacher (spec section 5): the teacher, its queue and the loss.
 
-The student's distillation head is part of the student branch (`methods.base.Branch.distill_head`), so it is trained, saved
+The student's distillation head is part of the student branch (`Branch.distill_head`), so it is trained, saved
 and, under DDP, all-reduced with the rest of the student. This module holds what is not trained: the frozen
 teacher (run on the weak view; not saved, see `FrozenTeacher`) and the FIFO queue of its embeddings (saved, so a
 resumed run continues with the same queue).

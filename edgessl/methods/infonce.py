@@ -33,7 +33,8 @@ class InfoNCE(EmaTeacherMethod):
 
     @classmethod
     def describe(cls, options: Options) -> str:
-        return f"InfoNCE against the EMA teacher's weak-view keys and a queue of {options.queue_size} (t={options.tau:g})"
+        return (f"InfoNCE against the EMA teacher's weak-view keys and a queue of {options.queue_size} "
+                f"(t={options.tau:g})")
 
     def target_loss(self, z_s, z_t, targets, sched):
         loss = torch.zeros((), device=z_s.device)
