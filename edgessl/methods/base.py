@@ -8,7 +8,8 @@ student's backbone features of the first view, and multi-crop / view pairs where
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from edgessl.config import Config
 from edgessl.errors import EdgeSSLError
 from edgessl.methods.distill import Distillation, distillation_on
 from edgessl.models.heads import mlp
+from edgessl.models.registry import feature_dim
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,21 @@ class Method(nn.Module):
             return None
         m = cfg.model
         return mlp(dim, m.projector_hidden, self.distill.embed_dim, m.projector_bn)
+
+    def build_branches(self, cfg: Config, backbone: nn.Module, ema_teacher: bool,
+                       predictor: Callable[[], nn.Module | None] = lambda: None) -> torch.Generator:
+        """The student (backbone, the recipe's projector, `predictor()`, a distillation head when `distill:` is on)
+        and, with `ema_teacher`, its EMA copy without predictor. Returns the seeded generator for the method's
+        queues. (This build order is what pins a run's weights to its seed.)"""
+        dim = feature_dim(backbone)
+        proj = projector(cfg, dim)
+        pred = predictor()
+        gen = torch.Generator().manual_seed(cfg.train.seed)
+        self.student = Branch(backbone, proj, pred, self.build_distill(cfg, dim, gen))
+        if ema_teacher:
+            self.teacher = Branch(copy.deepcopy(backbone), copy.deepcopy(proj))
+            self.teacher.requires_grad_(False)
+        return gen
 
     def core_student(self) -> Branch:
         """The student Branch, whether or not the engine wrapped it in DistributedDataParallel."""

@@ -3,7 +3,6 @@ of the other strong view (lightly's negative cosine similarity, symmetrized); no
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -11,10 +10,9 @@ from typing import Literal
 import torch
 
 from edgessl.config import bounds
-from edgessl.methods.base import Branch, Method, StepOutput, projector
+from edgessl.methods.base import Method, StepOutput
 from edgessl.methods.ema import ema_momentum, ema_update
 from edgessl.methods.lightly_import import require_lightly
-from edgessl.models.registry import feature_dim
 
 
 @dataclass
@@ -37,13 +35,9 @@ class BYOL(Method):
     def __init__(self, cfg, options: Options, backbone, ctx) -> None:
         lightly = require_lightly(self.name)
         super().__init__()
-        dim, out = feature_dim(backbone), cfg.model.projector_dim
-        proj = projector(cfg, dim)
-        predictor = lightly.models.modules.BYOLPredictionHead(out, options.predictor_hidden, out)
-        head = self.build_distill(cfg, dim, torch.Generator().manual_seed(cfg.train.seed))
-        self.student = Branch(backbone, proj, predictor, head)
-        self.teacher = Branch(copy.deepcopy(backbone), copy.deepcopy(proj))
-        self.teacher.requires_grad_(False)
+        out = cfg.model.projector_dim
+        self.build_branches(cfg, backbone, ema_teacher=True, predictor=lambda: lightly.models.modules.BYOLPredictionHead(
+            out, options.predictor_hidden, out))
         self.criterion = lightly.loss.NegativeCosineSimilarity()
         self.options, self.total_steps = options, ctx.total_steps
 

@@ -4,7 +4,6 @@ says which loss compares the student's embeddings with the teacher's keys (`targ
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,19 +14,20 @@ from torch import nn
 
 from edgessl import distributed as D
 from edgessl.config import Config, bounds
-from edgessl.methods.base import Branch, Context, Method, StepOutput, check_queue, projector
+from edgessl.methods.base import Context, Method, StepOutput, check_queue
 from edgessl.methods.batchnorm import shuffled_forward, use_split_bn, use_sync_bn, usable_splits
 from edgessl.methods.ema import ema_momentum, ema_update
 from edgessl.methods.losses import entropy, mean_cosine
 from edgessl.methods.queue import EmbeddingQueue
 from edgessl.models.heads import mlp
-from edgessl.models.registry import feature_dim
 
 
 @dataclass
 class EmaTeacherOptions:
     """The queue, EMA teacher and BN options of `ressl` and `infonce`."""
 
+    # the teacher distribution's temperature: ressl's relation target; infonce only monitors it (pt_entropy)
+    tau_t: float = field(default=0.04, metadata=bounds(0, None, lo_open=True))
     queue_size: int = field(default=4096, metadata=bounds(1))
     ema_momentum: float = field(default=0.99, metadata=bounds(0, 1))
     ema_schedule: Literal["constant", "cosine"] = "constant"  # cosine: m -> 1 over training (BYOL style)
@@ -46,21 +46,14 @@ class EmaTeacherMethod(Method):
 
     multi_crop = True
     metric_names = ("momentum", "pt_entropy", "key_cosine")
-    tau_t: float  # the temperature of the teacher distribution monitored as `pt_entropy`
 
     def __init__(self, cfg: Config, options: EmaTeacherOptions, backbone: nn.Module, ctx: Context) -> None:
         super().__init__()
         m = cfg.model
-        dim = feature_dim(backbone)
-        proj = projector(cfg, dim)
-        predictor = mlp(m.projector_dim, m.predictor_hidden, m.projector_dim, bn=True) if m.predictor else None
-        gen = torch.Generator().manual_seed(cfg.train.seed)
-        head = self.build_distill(cfg, dim, gen)
-        self.student = Branch(backbone, proj, predictor, head)
-        self.teacher = Branch(copy.deepcopy(backbone), copy.deepcopy(proj))
-        self.teacher.requires_grad_(False)
+        gen = self.build_branches(cfg, backbone, ema_teacher=True, predictor=lambda: mlp(
+            m.projector_dim, m.predictor_hidden, m.projector_dim, bn=True) if m.predictor else None)
         self.queue = EmbeddingQueue(options.queue_size, m.projector_dim, generator=gen)
-        self.options, self.total_steps = options, ctx.total_steps
+        self.options, self.total_steps, self.tau_t = options, ctx.total_steps, options.tau_t
         self.target_pairs = cfg.data.view_pairs if options.pair_targets == "all" else 1
         self.batchnorm = options.batchnorm
         if self.batchnorm == "auto":

@@ -18,7 +18,6 @@ class Options(EmaTeacherOptions):
     """The `infonce:` recipe section."""
 
     tau: float = field(default=0.2, metadata=bounds(0, None, lo_open=True))  # InfoNCE temperature
-    tau_t: float = field(default=0.04, metadata=bounds(0, None, lo_open=True))  # only for the pt_entropy monitor
 
 
 class InfoNCE(EmaTeacherMethod):
@@ -26,10 +25,6 @@ class InfoNCE(EmaTeacherMethod):
 
     name = "infonce"
     Options = Options
-
-    def __init__(self, cfg, options: Options, backbone, ctx) -> None:
-        super().__init__(cfg, options, backbone, ctx)
-        self.tau, self.tau_t = options.tau, options.tau_t
 
     @classmethod
     def describe(cls, options: Options) -> str:
@@ -39,5 +34,5 @@ class InfoNCE(EmaTeacherMethod):
     def target_loss(self, z_s, z_t, targets, sched):
         loss = torch.zeros((), device=z_s.device)
         for target in targets:
-            loss = loss + infonce_loss(z_s, target, self.queue.embeddings, self.tau) / len(targets)
+            loss = loss + infonce_loss(z_s, target, self.queue.embeddings, self.options.tau) / len(targets)
         return loss, "infonce", self.relation_target(z_t)

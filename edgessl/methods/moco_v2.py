@@ -3,18 +3,16 @@ loss with a memory bank of past keys as the negatives (MoCo v2: MLP projector, s
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from edgessl.config import Config, bounds
-from edgessl.methods.base import Branch, Method, StepOutput, check_queue, projector
+from edgessl.methods.base import Method, StepOutput, check_queue
 from edgessl.methods.ema import ema_update
 from edgessl.methods.lightly_import import require_lightly
 from edgessl.methods.losses import mean_cosine
-from edgessl.models.registry import feature_dim
 
 
 @dataclass
@@ -37,12 +35,7 @@ class MoCoV2(Method):
     def __init__(self, cfg, options: Options, backbone, ctx) -> None:
         lightly = require_lightly(self.name)
         super().__init__()
-        dim = feature_dim(backbone)
-        proj = projector(cfg, dim)
-        head = self.build_distill(cfg, dim, torch.Generator().manual_seed(cfg.train.seed))
-        self.student = Branch(backbone, proj, None, head)
-        self.teacher = Branch(copy.deepcopy(backbone), copy.deepcopy(proj))
-        self.teacher.requires_grad_(False)
+        self.build_branches(cfg, backbone, ema_teacher=True)
         self.criterion = lightly.loss.NTXentLoss(temperature=options.temperature, gather_distributed=ctx.world > 1,
                                                  memory_bank_size=(options.queue_size, cfg.model.projector_dim))
         bank = self.criterion.memory_bank

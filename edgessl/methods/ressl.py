@@ -17,7 +17,6 @@ class Options(EmaTeacherOptions):
     """The `ressl:` recipe section."""
 
     tau_s: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
-    tau_t: float = field(default=0.04, metadata=bounds(0, None, lo_open=True))
     infonce_warmup_epochs: float = field(default=0.0, metadata=bounds(0))  # journal extension; 0 = off
     # after the warm-up: loss = infonce_weight x InfoNCE + (1 - infonce_weight) x relation; 0 = ReSSL's relation
     # loss alone (official), 1 = InfoNCE alone (then prefer method=infonce, which says so)
@@ -37,7 +36,7 @@ class ReSSL(EmaTeacherMethod):
 
     def __init__(self, cfg, options: Options, backbone, ctx) -> None:
         super().__init__(cfg, options, backbone, ctx)
-        self.tau_s, self.tau_t = options.tau_s, options.tau_t
+        self.tau_s = options.tau_s
         self.infonce_steps = round(options.infonce_warmup_epochs * ctx.steps_per_epoch)
 
     @classmethod

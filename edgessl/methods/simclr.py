@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from edgessl.config import bounds
-from edgessl.methods.base import Branch, Method, StepOutput, projector
+from edgessl.methods.base import Method, StepOutput
 from edgessl.methods.lightly_import import require_lightly
-from edgessl.models.registry import feature_dim
 
 
 @dataclass
@@ -35,10 +34,7 @@ class SimCLR(Method):
     def __init__(self, cfg, options: Options, backbone, ctx) -> None:
         lightly = require_lightly(self.name)
         super().__init__()
-        dim = feature_dim(backbone)
-        proj = projector(cfg, dim)
-        head = self.build_distill(cfg, dim, torch.Generator().manual_seed(cfg.train.seed))
-        self.student = Branch(backbone, proj, None, head)
+        self.build_branches(cfg, backbone, ema_teacher=False)
         self.criterion = lightly.loss.NTXentLoss(temperature=options.temperature, gather_distributed=ctx.world > 1)
         self.pairs = cfg.data.view_pairs
 
