@@ -155,7 +155,8 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        return {**out, **out.pop("methods")}
+        methods = out.pop("methods")
+        return {**out, **methods}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))

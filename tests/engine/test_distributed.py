@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from edgessl.engine.checkpoint import load_edgessl_checkpoint
+from edgessl.checkpoint import Checkpoint
 from tests.tiny_run import tiny
 
 STEPS, GLOBAL = 4, 16
@@ -94,13 +94,13 @@ def test_two_process_run_checkpoints_and_resumes_on_one(tmp_path):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert load_edgessl_checkpoint(run / "last.pt")["step"] == 4
+    assert Checkpoint.load(run / "last.pt").step == 4
     resumed = subprocess.run([sys.executable, "-m", "edgessl", "pretrain", str(run / "config.yaml"),
                               "train.epochs=2", "--resume"], cwd=root, env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
-    assert load_edgessl_checkpoint(run / "last.pt")["step"] == 8
+    assert Checkpoint.load(run / "last.pt").step == 8
 
 
 def test_world_size_must_divide_batch(tmp_path):

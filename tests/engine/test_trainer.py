@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from edgessl.engine.checkpoint import load_encoder, load_edgessl_checkpoint
+from edgessl.checkpoint import Checkpoint
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.engine.trainer import Trainer, pretrain
 from edgessl.errors import EdgeSSLError
+from edgessl.safe_load import load_checkpoint
 from tests.tiny_run import tiny
 
 def trainer_sampler(trainer):
@@ -27,13 +29,13 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path):
     full = pretrain(tiny(tmp_path / "full"))
     assert full.steps == 8 and set(full.knn) == {0, 1, 2}
     pretrain(tiny(tmp_path / "half", "train.epochs=1"))
-    assert load_edgessl_checkpoint(tmp_path / "half" / "last.pt")["step"] == 4
+    assert Checkpoint.load(tmp_path / "half" / "last.pt").step == 4
     resumed = pretrain(tiny(tmp_path / "half", "train.epochs=2"))  # same folder: resumes
     assert resumed.steps == 8
-    a = load_edgessl_checkpoint(tmp_path / "full" / "last.pt")
-    b = load_edgessl_checkpoint(tmp_path / "half" / "last.pt")
-    _states_close(a["model"], b["model"])
-    assert torch.equal(a["model"]["queue.ptr"], b["model"]["queue.ptr"])
+    a = Checkpoint.load(tmp_path / "full" / "last.pt")
+    b = Checkpoint.load(tmp_path / "half" / "last.pt")
+    _states_close(a.model, b.model)
+    assert torch.equal(a.model["queue.ptr"], b.model["queue.ptr"])
     rows = (tmp_path / "half" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,step,loss")
     assert any((tmp_path / "full" / "tensorboard").iterdir())
@@ -41,10 +43,12 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path):
 
 def test_checkpoint_holds_everything_and_encoder_loads(tmp_path):
     pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0"))
-    ckpt = load_edgessl_checkpoint(tmp_path / "last.pt")
-    assert {"config", "model", "optimizer", "scaler", "rng", "epoch", "step", "encoder"} <= ckpt.keys()
-    assert ckpt["encoder"]["feature_dim"] == 1024 and ckpt["encoder"]["image_size"] == 16
-    assert not any(k.startswith("student.module.") for k in ckpt["model"])
+    raw = load_checkpoint(tmp_path / "last.pt")
+    assert {"config", "model", "optimizer", "scaler", "rng", "epoch", "step", "encoder", "distill"} <= raw.keys()
+    ckpt = Checkpoint.load(tmp_path / "last.pt")
+    assert ckpt.config["method"] == "ressl" and ckpt.config["ressl"]["tau_s"] == 0.1  # options resolved
+    assert ckpt.encoder["feature_dim"] == 1024 and ckpt.encoder["image_size"] == 16
+    assert not any(k.startswith("student.module.") for k in ckpt.model)
     model, info = load_encoder(tmp_path / "last.pt")
     assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 1024)
     assert (tmp_path / "config.yaml").exists() and not list(tmp_path.glob(".*.tmp"))
@@ -53,7 +57,7 @@ def test_checkpoint_holds_everything_and_encoder_loads(tmp_path):
 def test_current_batch_is_not_in_queue_and_fifo_after_step(tmp_path, monkeypatch):
     trainer = Trainer(tiny(tmp_path, "model.predictor=true"))
     seen = {}
-    import edgessl.method.ressl as ressl_mod
+    import edgessl.methods.ressl as ressl_mod
 
     real = ressl_mod.relation_loss
 
@@ -69,7 +73,7 @@ def test_current_batch_is_not_in_queue_and_fifo_after_step(tmp_path, monkeypatch
     assert (seen["queue"] @ seen["keys"].T).max() < 0.999
     # ... and were enqueued FIFO right after the step
     q = trainer.model.queue
-    assert torch.allclose(q.embeddings[:16], out.keys) and q.ptr.item() == 16
+    assert torch.allclose(q.embeddings[:16], out.pending["keys"]) and q.ptr.item() == 16
     assert torch.equal(q.embeddings[16:], seen["queue"][16:])
     # the teacher moved by EMA and has no predictor; the optimizer only holds student parameters
     assert any(not torch.equal(a, b) for a, b in zip(teacher_before, trainer.model.teacher.parameters()))
@@ -80,7 +84,7 @@ def test_current_batch_is_not_in_queue_and_fifo_after_step(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("batched", ["true", "false"])
 def test_multi_crop_views_share_the_weak_target(tmp_path, monkeypatch, batched):
-    import edgessl.method.ressl as ressl_mod
+    import edgessl.methods.ressl as ressl_mod
 
     trainer = Trainer(tiny(tmp_path, "data.small_crops=2", "data.small_crop_size=8", f"data.batched_augment={batched}"))
     seen = {}
@@ -97,8 +101,8 @@ def test_multi_crop_views_share_the_weak_target(tmp_path, monkeypatch, batched):
     out = trainer.train_step(*views)
     z_s, target = seen["z_s"], seen["target"]
     assert z_s.shape[0] == target.shape[0] == 48 and z_s.requires_grad
-    assert torch.equal(target[:16], out.keys) and torch.equal(target[16:32], out.keys)
-    assert torch.equal(target[32:], out.keys)
+    assert torch.equal(target[:16], out.pending["keys"]) and torch.equal(target[16:32], out.pending["keys"])
+    assert torch.equal(target[32:], out.pending["keys"])
     assert not torch.allclose(z_s[:16], z_s[16:32])  # the student saw three different views
     assert trainer.model.queue.ptr.item() == 16  # only the weak view's keys are enqueued
 
@@ -111,11 +115,11 @@ def test_view_pairs_give_each_image_two_independent_pairs(tmp_path, batched):
     assert strong.shape[0] == weak.shape[0] == 32  # 2 draws x 16 images, draw-major
     assert not torch.allclose(strong[:16], strong[16:]) and not torch.allclose(weak[:16], weak[16:])
     out = trainer.train_step(strong, weak)
-    assert out.keys.shape[0] == 32 and trainer.model.queue.ptr.item() == 32  # every teacher key is enqueued
+    assert out.pending["keys"].shape[0] == 32 and trainer.model.queue.ptr.item() == 32  # every teacher key is enqueued
 
 
 def test_pair_targets_all_match_each_strong_view_to_every_pairs_weak_key(tmp_path, monkeypatch):
-    import edgessl.method.ressl as ressl_mod
+    import edgessl.methods.ressl as ressl_mod
 
     trainer = Trainer(tiny(tmp_path, "data.view_pairs=2", "ressl.pair_targets=all", "ressl.infonce_weight=1"))
     seen = []
@@ -124,7 +128,7 @@ def test_pair_targets_all_match_each_strong_view_to_every_pairs_weak_key(tmp_pat
     batch = next(iter(trainer._loader(trainer_sampler(trainer))))[0]
     out = trainer.train_step(*trainer._views(batch))
     ((z_s, own), own_loss), ((z_s2, cross), cross_loss) = seen
-    keys = out.keys  # rows: draw 0 of the 16 images, then draw 1
+    keys = out.pending["keys"]  # rows: draw 0 of the 16 images, then draw 1
     assert torch.equal(z_s, z_s2) and torch.equal(own, keys)
     assert torch.equal(cross[:16], keys[16:]) and torch.equal(cross[16:], keys[:16])  # the other draw's weak view
     assert torch.allclose(out.loss, (own_loss + cross_loss) / 2)
@@ -140,7 +144,7 @@ def test_infonce_warmup_is_logged_then_switches(tmp_path, weight, after):
 
 
 def test_infonce_weight_mixes_the_two_losses(tmp_path, monkeypatch):
-    import edgessl.method.ressl as ressl_mod
+    import edgessl.methods.ressl as ressl_mod
 
     trainer = Trainer(tiny(tmp_path, "ressl.infonce_weight=0.25"))
     seen = {}
@@ -187,7 +191,7 @@ def test_channels_last_changes_the_speed_not_the_maths(tmp_path):
     rounding differences grow chaotically over many)."""
     for flag in ("true", "false"):
         pretrain(tiny(tmp_path / flag, f"train.channels_last={flag}", "train.max_steps=1"))
-    nhwc, nchw = (load_edgessl_checkpoint(tmp_path / flag / "last.pt")["model"] for flag in ("true", "false"))
+    nhwc, nchw = (Checkpoint.load(tmp_path / flag / "last.pt").model for flag in ("true", "false"))
     conv = next(k for k, v in nhwc.items() if v.dim() == 4)
     assert nhwc[conv].is_contiguous(memory_format=torch.channels_last) and nchw[conv].is_contiguous()
     _states_close(nhwc, nchw)

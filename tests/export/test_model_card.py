@@ -1,6 +1,6 @@
 """Model cards: every section present, missing keys tolerated, recipe hash stable."""
 
-from edgessl.evaluation.model_card import recipe_hash, runtime_versions, write_model_card
+from edgessl.export.model_card import recipe_hash, runtime_versions, write_model_card
 
 
 def test_model_card_has_every_section(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.knn import knn_classify
+from edgessl.measure.knn import knn_classify
 
 
 def _clusters(n_per_class: int, num_classes: int = 4, dim: int = 16, seed: int = 0):

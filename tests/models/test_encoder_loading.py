@@ -1,30 +1,11 @@
-"""Checkpoint lookup and recipes from a checkpoint's config dict."""
+"""Recipes from a checkpoint's config dict, and a trained encoder with its recipe from one read of the file."""
 
 import pytest
 
 from edgessl.config import Config, config_from_dict
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.loading import checkpoint_path
-
-
-def test_checkpoint_path_accepts_a_run_folder_or_a_pt_file(tmp_path):
-    (tmp_path / "last.pt").write_bytes(b"")
-    (tmp_path / "epoch3.pt").write_bytes(b"")
-    assert checkpoint_path(tmp_path) == tmp_path / "last.pt"
-    assert checkpoint_path(tmp_path / "epoch3.pt") == tmp_path / "epoch3.pt"
-
-
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p.mkdir(), "has no last.pt"),
-    (lambda p: None, "not found"),
-    (lambda p: p.write_text("x"), "neither a run folder nor a checkpoint"),
-])
-def test_checkpoint_path_errors_are_one_line(tmp_path, make, message):
-    path = tmp_path / "thing"
-    make(path)
-    with pytest.raises(EdgeSSLError, match=message) as exc:
-        checkpoint_path(path)
-    assert "\n" not in str(exc.value)
+from edgessl.checkpoint import Checkpoint
+from edgessl.models.encoder_loading import load_trained_encoder
 
 
 def test_config_from_dict_applies_overrides_without_touching_the_input():
@@ -36,3 +17,16 @@ def test_config_from_dict_applies_overrides_without_touching_the_input():
         config_from_dict({"bogus": 1}, source="ckpt")
     with pytest.raises(EdgeSSLError, match="override: .*knn.k"):
         config_from_dict(stored, ["knn.k=0"])
+
+
+def test_load_trained_encoder_reads_the_file_once(tmp_path, monkeypatch):
+    from edgessl.models.registry import build_backbone
+
+    state = {f"student.backbone.{k}": v for k, v in build_backbone("mobilenetv3_small_100", 1).state_dict().items()}
+    Checkpoint(Config().to_dict(), {"arch": "mobilenetv3_small_100", "stem_stride": 1}, state, epoch=2).save(
+        tmp_path / "last.pt")
+    reads = []
+    real = Checkpoint.load.__func__
+    monkeypatch.setattr(Checkpoint, "load", classmethod(lambda cls, p: reads.append(p) or real(cls, p)))
+    enc = load_trained_encoder(tmp_path, ["knn.k=7"])
+    assert len(reads) == 1 and enc.epoch == 2 and enc.cfg.knn.k == 7 and not enc.model.training
