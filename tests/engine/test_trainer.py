@@ -37,7 +37,7 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path):
     _states_close(a.model, b.model)
     assert torch.equal(a.model["queue.ptr"], b.model["queue.ptr"])
     rows = (tmp_path / "half" / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,step,loss")
+    assert rows[0].startswith("epoch,step,method,loss_kind,loss,momentum,pt_entropy,key_cosine,lr")
     assert any((tmp_path / "full" / "tensorboard").iterdir())
 
 
@@ -195,3 +195,46 @@ def test_channels_last_changes_the_speed_not_the_maths(tmp_path):
     conv = next(k for k, v in nhwc.items() if v.dim() == 4)
     assert nhwc[conv].is_contiguous(memory_format=torch.channels_last) and nchw[conv].is_contiguous()
     _states_close(nhwc, nchw)
+
+
+# Pre-refactor numbers (methods as plugins, issue 21), recorded with the code before `methods/` existed: the official
+# relation loss and the small-student default (InfoNCE for the whole run, two view pairs, cross-pair targets).
+# Per case: the logged loss of each of the 4 steps, the sum of the student's float tensors, the sum of |teacher
+# tensors| and the sum of the queue; measured with 1 thread on CPU (see `test_refactor_keeps_the_weights`).
+PIN_STEPS = ["train.epochs=1", "train.knn_every=0", "train.log_every=1", "optim.lr=1.0", "optim.warmup_epochs=0"]
+PIN_INFONCE = [*PIN_STEPS, "data.view_pairs=2", "model.projector_bn=true", "model.projector_out_bn=true"]
+PINNED = {
+    "ressl": (PIN_STEPS, [3.00103, 3.12915, 3.54483, 3.861], 11177.366589954356, 119597.15281547952,
+              -8.245431589646614),
+    "infonce": ([*PIN_INFONCE, "method=infonce", "infonce.queue_size=64", "infonce.pair_targets=all",
+                 "infonce.tau=0.2", "infonce.batchnorm=plain"],
+                [4.47079, 4.67894, 4.45456, 4.68927], 11299.786359292626, 119537.97718748983, 23.769247301737778),
+    # the same run from a recipe written before `method: infonce` existed (ressl with infonce_weight 1)
+    "ressl_infonce_weight_1": ([*PIN_INFONCE, "ressl.pair_targets=all", "ressl.infonce_weight=1",
+                                "ressl.tau_s=0.2", "ressl.batchnorm=plain"],
+                               [4.47079, 4.67894, 4.45456, 4.68927], 11299.786359292626, 119537.97718748983,
+                               23.769247301737778),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", PINNED)
+def test_refactor_keeps_the_weights(tmp_path, case):
+    import csv
+
+    overrides, losses, student, teacher, queue = PINNED[case]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pretrain(tiny(tmp_path, *overrides))
+    finally:
+        torch.set_num_threads(threads)
+    with (tmp_path / "metrics.csv").open() as fh:
+        logged = [float(r["loss"]) for r in csv.DictReader(fh) if r["loss"]]
+    model = Checkpoint.load(tmp_path / "last.pt").model
+    sums = (sum(float(v.double().sum()) for k, v in model.items() if k.startswith("student.") and v.is_floating_point()),
+            sum(float(v.double().abs().sum()) for k, v in model.items() if k.startswith("teacher.")
+                and v.is_floating_point()),
+            float(model["queue.embeddings"].double().sum()))
+    assert logged == pytest.approx(losses, rel=1e-5)
+    assert sums == pytest.approx((student, teacher, queue), rel=1e-6, abs=1e-4)

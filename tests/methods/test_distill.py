@@ -67,18 +67,28 @@ def test_total_loss_is_ressl_plus_weighted_distill_and_teacher_queue_is_fifo(tmp
     queue = trainer.model.distill.queue
     old = queue.embeddings.clone()
     out = _steps(trainer, 1)[0]
-    assert out.loss.item() == pytest.approx(out.loss_ressl.item() + 0.5 * out.loss_distill.item(), rel=1e-6)
-    assert out.loss_distill.item() > 0
-    assert out.distill_keys.shape == (16, 512)  # pooled ResNet-18 features
-    assert torch.equal(queue.embeddings[:16], out.distill_keys) and queue.ptr.item() == 16
+    loss_ressl, loss_distill = out.metrics["loss_ressl"], out.metrics["loss_distill"]
+    assert out.loss.item() == pytest.approx(loss_ressl.item() + 0.5 * loss_distill.item(), rel=1e-6)
+    assert loss_distill.item() > 0
+    keys = out.pending["distill"]
+    assert keys.shape == (16, 512)  # pooled ResNet-18 features
+    assert torch.equal(queue.embeddings[:16], keys) and queue.ptr.item() == 16
     assert torch.equal(queue.embeddings[16:], old[16:])
+
+
+def test_distillation_is_an_engine_feature_a_peer_method_uses_too(tmp_path, teacher_ckpt):
+    trainer = Trainer(_cfg(tmp_path, teacher_ckpt, "method=simclr", "distill.weight=0.5"))
+    assert trainer.model.columns() == ("loss_simclr", "loss_distill")
+    out = _steps(trainer, 1)[0]
+    expected = out.metrics["loss_simclr"] + 0.5 * out.metrics["loss_distill"]
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6) and trainer.model.distill.queue.ptr.item() == 16
 
 
 def test_weight_zero_turns_distillation_off(tmp_path):
     trainer = Trainer(tiny(tmp_path, "distill.arch=resnet18", "distill.checkpoint=not/read.pt", "distill.weight=0"))
     assert trainer.model.distill is None and trainer.model.core_student().distill_head is None
     out = _steps(trainer, 1)[0]
-    assert out.loss.item() == out.loss_ressl.item() and out.loss_distill.item() == 0
+    assert "loss_distill" not in out.metrics and "loss_distill" not in trainer.model.columns()
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -111,7 +121,7 @@ def test_pretrain_logs_both_losses_and_resume_checks_the_teacher_hash(tmp_path, 
     assert Trainer(_cfg(tmp_path / "run", teacher_ckpt, "train.epochs=2", "train.knn_every=0",
                         "distill.weight=2")).step == 4  # same teacher: resumes
     torch.save(build_backbone("resnet18", stem_stride=1).state_dict(), teacher_ckpt)  # other weights, same path
-    with pytest.raises(EdgeSSLError, match="the teacher checkpoint changed"):
+    with pytest.raises(EdgeSSLError, match="the distillation teacher checkpoint changed"):
         Trainer(_cfg(tmp_path / "run", teacher_ckpt, "train.epochs=2", "train.knn_every=0", "distill.weight=2"))
 
 
