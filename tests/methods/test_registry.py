@@ -46,3 +46,35 @@ def test_bad_method_settings_are_one_line_errors(override, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg
+
+
+def test_the_readme_add_a_method_example_trains(tmp_path, monkeypatch):
+    """README's "Add a method" module, registered with its one line, runs a training step through the engine."""
+    import importlib.util
+    import re
+    import sys
+    from pathlib import Path
+
+    import edgessl.methods as registry
+    from edgessl.engine.sampler import GlobalBatchSampler
+    from edgessl.engine.trainer import Trainer
+    from tests.tiny_run import tiny
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Add a method"):]
+    module = re.search(r"```python\n# edgessl/methods/my_method.py\n(.*?)```", section, re.S).group(1)
+    assert '"my_method": "edgessl.methods.my_method:MyMethod",' in section
+    path = tmp_path / "my_method.py"
+    path.write_text(module)
+    spec = importlib.util.spec_from_file_location("edgessl.methods.my_method", path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "edgessl.methods.my_method", mod)
+    spec.loader.exec_module(mod)
+    monkeypatch.setitem(registry.METHODS, "my_method", "edgessl.methods.my_method:MyMethod")
+    trainer = Trainer(tiny(tmp_path / "run", "method=my_method", "my_method.temperature=0.2"))
+    assert trainer.model.columns() == ("cosine",) and trainer.log.columns[5] == "cosine"
+    sampler = GlobalBatchSampler(len(trainer.train_set), 16, 0, 1, 0)
+    sampler.set_epoch(0)
+    batch = next(iter(trainer._loader(sampler)))[0]
+    out = trainer.train_step(*trainer._views(batch))
+    assert out.loss_kind == "my_loss" and out.loss.requires_grad and trainer.step == 1
