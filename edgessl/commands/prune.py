@@ -47,12 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.pruning.pipeline import prune_checkpoint
-    from edgessl.pruning.report import REPORT_NAME
+    from edgessl.checkpoint import RunFolder
 
     macs = 0.5 if args.macs is None and args.params is None else args.macs
     result = prune_checkpoint(args.checkpoint, macs, args.params, args.importance, args.recover_epochs,
                               args.overrides, args.out, keep_stem=not args.prune_stem,
                               keep_embedding=not args.prune_embedding, round_to=args.round_to)
     print(result.markdown)
-    print(f"encoder: {result.checkpoint}; report: {result.out / REPORT_NAME}")
+    print(f"encoder: {result.checkpoint}; report: {RunFolder(result.out) / RunFolder.PRUNE_REPORT}")
     return 130 if result.stopped_early else 0
