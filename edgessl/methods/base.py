@@ -2,8 +2,8 @@
 the engine drives without knowing which method it is.
 
 Engine-level features every method gets here: the frozen-teacher distillation (`distill:`, spec section 5) on the
-student's backbone features of the first view, and multi-crop / view pairs where the method says it can use them
-(`check`, else a one-line error).
+student's backbone features of the first view, view pairs (more rows per step; a method that mixes rows, like
+SimCLR, splits them by pair), and multi-crop where the method says it can use it (`check`, else a one-line error).
 """
 
 from __future__ import annotations
@@ -89,7 +89,6 @@ class Method(nn.Module):
     # the data's second view: "weak" (ReSSL's teacher view; `data.teacher_view` applies) or "strong" (two strong views)
     second_view: ClassVar[str] = "weak"
     multi_crop: ClassVar[bool] = False  # can the student use `data.small_crops` views?
-    view_pairs: ClassVar[bool] = True  # can it use `data.view_pairs` > 1?
     metric_names: ClassVar[tuple[str, ...]] = ()  # what `loss_step` returns in `metrics`, in column order
 
     student: Branch
@@ -106,8 +105,6 @@ class Method(nn.Module):
         if cfg.data.small_crops and not cls.multi_crop:
             raise EdgeSSLError(f"method={cls.name} does not use multi-crop views; set data.small_crops=0 "
                                "(multi-crop works with ressl and infonce)")
-        if cfg.data.view_pairs > 1 and not cls.view_pairs:
-            raise EdgeSSLError(f"method={cls.name} does not use view pairs; set data.view_pairs=1")
 
     def build_distill(self, cfg: Config, dim: int, generator: torch.Generator) -> nn.Module | None:
         """With `distill:` on: the frozen teacher and its queue (`self.distill`) and the student's head for it."""
