@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from edgessl.benchmarking import CIFAR, ROOT, knn_of, parse_cifar_args
+from edgessl.checkpoint import RunFolder
 from edgessl.config import Config, load_config
 from edgessl.engine.trainer import pretrain
 from edgessl.models import build_backbone
@@ -65,7 +66,7 @@ def main() -> None:
     if args.teacher:
         teacher = Path(args.teacher)
     else:
-        teacher = out / "teacher" / "last.pt"
+        teacher = RunFolder(out / "teacher").last
         steps, knn, wall = _train(_config(TEACHER_RECIPE, args, args.teacher_epochs or args.epochs, teacher.parent))
         rows.append(_row("resnet18 (teacher)", "ReSSL", steps, knn, wall))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from edgessl.benchmarking import CIFAR, ROOT, knn_of, parse_cifar_args, training_speed
+from edgessl.checkpoint import RunFolder
 from edgessl.config import load_config
 from edgessl.engine.trainer import pretrain
 from edgessl.models import build_backbone
@@ -43,7 +44,7 @@ def main() -> None:
     after = result.knn[max(result.knn)]
     print(f"| {cfg.model.arch} | {name} | {result.steps} | {before:.2f} | {after:.2f} | "
           f"{training_speed(out)[0]:.0f} | {wall / 60:.1f} min |")
-    print(f"checkpoint: {out / 'last.pt'}")
+    print(f"checkpoint: {RunFolder(out).last}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl import distributed as D
+    from edgessl.checkpoint import RunFolder
     from edgessl.config import load_config
     from edgessl.errors import EdgeSSLError
 
@@ -56,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
         knn = f"{result.knn[last]:.2f}% (epoch {last})"
         if first != last:  # with train.knn_every=0 only the final kNN ran
             knn = f"{result.knn[first]:.2f}% (epoch {first}) -> {knn}"
-        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {result.run_dir / 'last.pt'}")
+        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {RunFolder(result.run_dir).last}")
     return 130 if result.stopped_early else 0
