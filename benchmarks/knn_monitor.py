@@ -24,7 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from edgessl.evaluation.knn import nearest
+from edgessl.measure.knn import nearest
 
 TRAIN, VAL, CLASSES = 1_281_167, 50_000, 1000
 

@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="edgessl",
-        description="Pretrain small image encoders with ReSSL and ship them to phones and boards.",
+        description="Pretrain small image encoders self-supervised (ReSSL, peers) and ship them to phones and boards.",
         epilog="Run `edgessl <command> --help` for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"edgessl {__version__}")

@@ -1,7 +1,8 @@
-"""Pretrain an encoder with ReSSL.
+"""Pretrain an encoder with a self-supervised method (`method=`: ressl, infonce, simclr, moco_v2, byol).
 
 examples:
   edgessl pretrain recipes/quickstart.yaml
+  edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml method=simclr simclr.temperature=0.5
   edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml data.root=/data/cifar10 train.epochs=50
   edgessl pretrain runs/<name>/config.yaml            # resumes from runs/<name>/last.pt
   edgessl pretrain recipes/mobilenetv3_small.yaml --nproc 8     # re-launches itself through torchrun
@@ -18,7 +19,7 @@ import argparse
 import os
 import sys
 
-HELP = "pretrain an encoder with ReSSL from a recipe (YAML) and key=value overrides"
+HELP = "pretrain an encoder (ressl, infonce, simclr, moco_v2, byol) from a recipe (YAML) and key=value overrides"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +42,7 @@ def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl import distributed as D
+    from edgessl.checkpoint import RunFolder
     from edgessl.config import load_config
     from edgessl.errors import EdgeSSLError
 
@@ -57,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         knn = f"{result.knn[last]:.2f}% (epoch {last})"
         if first != last:  # with train.knn_every=0 only the final kNN ran
             knn = f"{result.knn[first]:.2f}% (epoch {first}) -> {knn}"
-        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {result.run_dir / 'last.pt'}")
+        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {RunFolder(result.run_dir).last}")
     return 130 if result.stopped_early else 0

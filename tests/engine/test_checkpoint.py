@@ -10,8 +10,8 @@ import signal
 import torch
 
 from edgessl.cli import main
-from edgessl.engine.checkpoint import remove_stale_temps, save_atomic
-from edgessl.engine.run_log import COLUMNS
+from edgessl.checkpoint import remove_stale_temps, save_atomic
+from edgessl.engine.run_log import HEAD, TAIL
 from tests.bad_inputs import RECIPE, Ctx
 from tests.tiny_run import TINY
 
@@ -32,7 +32,7 @@ def test_restart_after_kill_9_cleans_leftovers(tmp_path, monkeypatch, capsys):
     ctx.holders[0].send_signal(signal.SIGKILL)
     ctx.holders[0].wait()
     with (run / "metrics.csv").open("w", newline="") as fh:  # rows of a start killed before its first checkpoint
-        w = csv.DictWriter(fh, COLUMNS)
+        w = csv.DictWriter(fh, (*HEAD, *TAIL))
         w.writeheader()
         w.writerows([{"epoch": 0, "step": 2, "loss": 9.0}, {"epoch": 0, "step": 4, "loss": 8.0}])
     code = main(["pretrain", RECIPE, *TINY, "train.threads=1", "train.epochs=1", f"output_dir={run}"])

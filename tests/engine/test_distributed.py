@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from edgessl.engine.checkpoint import load_edgessl_checkpoint
+from edgessl.checkpoint import Checkpoint
 from tests.tiny_run import tiny
 
 STEPS, GLOBAL = 4, 16
@@ -94,13 +94,13 @@ def test_two_process_run_checkpoints_and_resumes_on_one(tmp_path):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert load_edgessl_checkpoint(run / "last.pt")["step"] == 4
+    assert Checkpoint.load(run / "last.pt").step == 4
     resumed = subprocess.run([sys.executable, "-m", "edgessl", "pretrain", str(run / "config.yaml"),
                               "train.epochs=2", "--resume"], cwd=root, env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
-    assert load_edgessl_checkpoint(run / "last.pt")["step"] == 8
+    assert Checkpoint.load(run / "last.pt").step == 8
 
 
 def test_world_size_must_divide_batch(tmp_path):
@@ -163,7 +163,7 @@ def test_resume_across_world_sizes_draws_what_an_unbroken_run_draws(tmp_path):
     stopped1 = _record_draws(0, tmp_path / "b12", stop_at=2)
     ranks = run_gloo(_resume_worker, 2, str(tmp_path))
     resumed1 = _record_draws(0, tmp_path / "b21")
-    assert load_edgessl_checkpoint(tmp_path / "b21" / "last.pt")["step"] == 8
+    assert Checkpoint.load(tmp_path / "b21" / "last.pt").step == 8
     assert sorted(stopped1) == sorted(ranks[0]["stopped"]) == [0, 1] and sorted(resumed1) == list(range(2, 8))
     for step in range(2, 8):
         assert torch.equal(resumed1[step], unbroken1[step]), step

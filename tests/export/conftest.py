@@ -19,7 +19,7 @@ from edgessl.cli import main
 from edgessl.config import Config, load_config
 from edgessl.data import MEAN, STD, SyntheticShapes, eval_transform
 from edgessl.export.calibration import CalibrationWarning
-from edgessl.export.table import RUN_TABLE
+from edgessl.checkpoint import RunFolder
 from edgessl.models import build_backbone, feature_dim
 
 ARCH, SIZE = "mobilenetv3_small_100", 32
@@ -64,7 +64,7 @@ def train_encoder(steps: int = STEPS) -> torch.nn.Module:
 
 
 def save_checkpoint(model: torch.nn.Module, cfg: Config, path: Path) -> Path:
-    """The encoder in the layout `edgessl.engine.checkpoint.load_encoder` reads."""
+    """The encoder in the layout `edgessl.models.encoder_loading.load_encoder` reads."""
     encoder = {"arch": ARCH, "stem_stride": 1, "image_size": SIZE, "feature_dim": feature_dim(model),
                "mean": list(MEAN), "std": list(STD)}
     torch.save({"edgessl": 1, "config": cfg.to_dict(), "encoder": encoder, "epoch": 1, "step": STEPS,
@@ -119,4 +119,4 @@ def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Expo
         patch.setattr(pipeline, "status", lambda knn_delta, tolerance: "fail")
         code = cli("export", str(checkpoint), "--out", str(out), "--calib", str(CALIB))
     return Exported(code, out, json.loads((out / "tiny_benchmark.json").read_text()),
-                    json.loads((checkpoint.parent / RUN_TABLE).read_text()))
+                    json.loads((checkpoint.parent / RunFolder.EXPORT_TABLE).read_text()))

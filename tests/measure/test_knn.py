@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.knn import knn_classify
+from edgessl.measure.knn import knn_classify
 
 
 def _clusters(n_per_class: int, num_classes: int = 4, dim: int = 16, seed: int = 0):
@@ -93,3 +93,24 @@ def test_distributed_knn_equals_single_process_knn(tmp_path):
     monitor = Trainer(tiny(tmp_path / "single", "knn.bank_samples=40")).knn()
     assert ranks[0]["monitor"] == ranks[1]["monitor"] == monitor
     assert monitor["num_train"] == 40 and monitor["num_test"] == 32
+
+
+def test_knn_top1_runs_loaders_features_knn_for_a_module_or_a_callable():
+    from torch import nn
+
+    from edgessl.measure.knn import knn_top1
+
+    train, train_y = _clusters(10, seed=0)
+    test, test_y = _clusters(5, seed=1)
+    loaders = ([(train[:20], train_y[:20]), (train[20:], train_y[20:])], [(test, test_y)])
+    model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16)).train()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(16))
+        model[0].bias.zero_()
+    result = knn_top1(model, loaders, k=5)
+    assert model.training  # mode restored; features were taken in eval mode
+    expected = knn_classify(model.eval()(train).detach(), train_y, model(test).detach(), test_y, k=5)
+    assert result.scores == expected and result.top1 == 100.0
+    assert torch.allclose(result.train[0], model(train).detach()) and torch.equal(result.test[1], test_y)
+    scaled = knn_top1(lambda x: 3 * x, loaders, k=5)  # a runtime's runner: any callable
+    assert scaled.top1 == 100.0 and torch.allclose(scaled.test[0], 3 * test)

@@ -1,12 +1,13 @@
 """Frozen-encoder features for kNN, the linear probe and embedding plots.
 
-Called by `edgessl eval`, `edgessl report` and the training engine's kNN monitor, so it keeps the features on
-the compute device until the end (one host copy, no per-batch sync) and restores the model's train/eval mode.
+Called through `knn_top1` by the training engine's kNN monitor, `edgessl eval`, `prune` and the export check, and by
+`edgessl report`, so it keeps the features on the compute device until the end (one host copy, no per-batch sync)
+and restores the model's train/eval mode. `model` may also be any callable (an exported artifact's runner).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +20,9 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, loader: Iterable, device: str | torch.device, amp: str = "none",
-                     progress: bool = True, normalize: bool = True, on_device: bool = False
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], loader: Iterable,
+                     device: str | torch.device, amp: str = "none", progress: bool = True, normalize: bool = True,
+                     on_device: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` in eval mode over `loader` ((images, labels) batches) -> (float32 features, int64 labels) on CPU,
     or left on `device` with `on_device=True` (the pretraining kNN monitor ranks them there).
 
@@ -31,8 +32,10 @@ def extract_features(model: nn.Module, loader: Iterable, device: str | torch.dev
     device = torch.device(device)
     if amp not in ("none", *AMP_DTYPES):
         raise ValueError(f"amp must be none, bf16 or fp16; got {amp!r}")
-    was_training = model.training
-    model.eval()
+    module = model if isinstance(model, nn.Module) else None
+    was_training = module is not None and module.training
+    if module is not None:
+        module.eval()
     feats, labels = [], []
     try:
         for batch in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
@@ -44,7 +47,8 @@ def extract_features(model: nn.Module, loader: Iterable, device: str | torch.dev
             feats.append(F.normalize(out, dim=1) if normalize else out)
             labels.append(torch.as_tensor(targets, dtype=torch.int64))
     finally:
-        model.train(was_training)
+        if module is not None:
+            module.train(was_training)
     if not feats:
         raise EdgeSSLError("no images to extract features from: the dataset split is empty")
     out = device if on_device else torch.device("cpu")

@@ -52,7 +52,8 @@ def write_model_card(path: str | Path, info: dict[str, Any]) -> Path:
     """Write a Markdown model card to `path`; every key of `info` is optional.
 
     Keys: name; the checkpoint's `encoder` entries (arch, stem_stride, image_size, feature_dim, mean, std);
-    data (the recipe's data section or a string); recipe_hash, or config (the resolved recipe, hashed here);
+    method ("<name>: <the loss that trained>"); data (the recipe's data section or a string); recipe_hash, or
+    config (the resolved recipe, hashed here);
     epoch; checkpoint; metrics (name -> value, e.g. knn_top1, cosine_mean); export (target, precision, file,
     input layout, calibration, ...); runtimes (name -> version; default: `runtime_versions()`).
     """
@@ -63,9 +64,10 @@ def write_model_card(path: str | Path, info: dict[str, Any]) -> Path:
         data = " ".join(str(data[k]) for k in ("format", "root") if data.get(k)) + (
             f", {data['train_samples']} training images" if data.get("train_samples") else "")
     recipe = info.get("recipe_hash") or (recipe_hash(info["config"]) if isinstance(info.get("config"), dict) else None)
+    method = info.get("method") or "a self-supervised method"
     sections = [
         f"# {info.get('name') or info.get('arch') or 'edgessl encoder'}",
-        "Image encoder pretrained with ReSSL (self-supervised, no labels) by edgessl. Output: the pooled "
+        f"Image encoder pretrained self-supervised (no labels) by edgessl with {method}. Output: the pooled "
         "pre-logits feature vector of each image (use L2-normalized features for cosine kNN / retrieval, "
         "or train a linear classifier on them).",
         "## Architecture",

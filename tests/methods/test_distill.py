@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from edgessl.config import load_config
-from edgessl.engine.checkpoint import load_edgessl_checkpoint
+from edgessl.checkpoint import Checkpoint
 from edgessl.engine.trainer import Trainer, pretrain
 from edgessl.errors import EdgeSSLError
 from edgessl.models.registry import build_backbone
@@ -32,7 +32,7 @@ def teacher_ckpt(tmp_path) -> Path:
 
 
 def _cfg(run_dir: Path, teacher: Path, *extra: str):
-    return tiny(run_dir, "teacher.arch=resnet18", f"teacher.checkpoint={teacher}", "teacher.queue_size=64", *extra)
+    return tiny(run_dir, "distill.arch=resnet18", f"distill.checkpoint={teacher}", "distill.queue_size=64", *extra)
 
 
 def _steps(trainer: Trainer, n: int) -> list:
@@ -55,35 +55,45 @@ def test_teacher_is_frozen_untrained_and_not_saved(tmp_path, teacher_ckpt):
     assert {id(p) for p in head.parameters()} <= opt_params and all(p.grad is not None for p in head.parameters())
     assert not opt_params & {id(t) for t in teacher.buffers()}
     trainer.save()
-    ckpt = load_edgessl_checkpoint(tmp_path / "run" / "last.pt")
-    assert not any(k.startswith("distill.teacher") for k in ckpt["model"])
-    assert {"distill.queue.embeddings", "student.distill_head.0.weight"} <= ckpt["model"].keys()
-    assert ckpt["teacher"]["checkpoint"] == str(teacher_ckpt)
-    assert ckpt["teacher"]["sha256"] == hashlib.sha256(teacher_ckpt.read_bytes()).hexdigest()
+    ckpt = Checkpoint.load(tmp_path / "run" / "last.pt")
+    assert not any(k.startswith("distill.teacher") for k in ckpt.model)
+    assert {"distill.queue.embeddings", "student.distill_head.0.weight"} <= ckpt.model.keys()
+    assert ckpt.distill["checkpoint"] == str(teacher_ckpt)
+    assert ckpt.distill["sha256"] == hashlib.sha256(teacher_ckpt.read_bytes()).hexdigest()
 
 
 def test_total_loss_is_ressl_plus_weighted_distill_and_teacher_queue_is_fifo(tmp_path, teacher_ckpt):
-    trainer = Trainer(_cfg(tmp_path, teacher_ckpt, "teacher.weight=0.5"))
+    trainer = Trainer(_cfg(tmp_path, teacher_ckpt, "distill.weight=0.5"))
     queue = trainer.model.distill.queue
     old = queue.embeddings.clone()
     out = _steps(trainer, 1)[0]
-    assert out.loss.item() == pytest.approx(out.loss_ressl.item() + 0.5 * out.loss_distill.item(), rel=1e-6)
-    assert out.loss_distill.item() > 0
-    assert out.distill_keys.shape == (16, 512)  # pooled ResNet-18 features
-    assert torch.equal(queue.embeddings[:16], out.distill_keys) and queue.ptr.item() == 16
+    loss_ressl, loss_distill = out.metrics["loss_ressl"], out.metrics["loss_distill"]
+    assert out.loss.item() == pytest.approx(loss_ressl.item() + 0.5 * loss_distill.item(), rel=1e-6)
+    assert loss_distill.item() > 0
+    keys = out.pending["distill"]
+    assert keys.shape == (16, 512)  # pooled ResNet-18 features
+    assert torch.equal(queue.embeddings[:16], keys) and queue.ptr.item() == 16
     assert torch.equal(queue.embeddings[16:], old[16:])
 
 
+def test_distillation_is_an_engine_feature_a_peer_method_uses_too(tmp_path, teacher_ckpt):
+    trainer = Trainer(_cfg(tmp_path, teacher_ckpt, "method=simclr", "distill.weight=0.5"))
+    assert trainer.model.columns() == ("loss_simclr", "loss_distill")
+    out = _steps(trainer, 1)[0]
+    expected = out.metrics["loss_simclr"] + 0.5 * out.metrics["loss_distill"]
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6) and trainer.model.distill.queue.ptr.item() == 16
+
+
 def test_weight_zero_turns_distillation_off(tmp_path):
-    trainer = Trainer(tiny(tmp_path, "teacher.arch=resnet18", "teacher.checkpoint=not/read.pt", "teacher.weight=0"))
+    trainer = Trainer(tiny(tmp_path, "distill.arch=resnet18", "distill.checkpoint=not/read.pt", "distill.weight=0"))
     assert trainer.model.distill is None and trainer.model.core_student().distill_head is None
     out = _steps(trainer, 1)[0]
-    assert out.loss.item() == out.loss_ressl.item() and out.loss_distill.item() == 0
+    assert "loss_distill" not in out.metrics and "loss_distill" not in trainer.model.columns()
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["teacher.queue_size=40"], "teacher.queue_size=40 is not a multiple of the global batch"),
-    (["teacher.checkpoint=runs/missing/last.pt"], r"teacher.checkpoint 'runs/missing/last.pt' not found; train the"),
+    (["distill.queue_size=40"], "distill.queue_size=40 is not a multiple of the global batch"),
+    (["distill.checkpoint=runs/missing/last.pt"], r"distill.checkpoint 'runs/missing/last.pt' not found; train the"),
 ])
 def test_bad_teacher_setups_are_one_line_errors_at_start(tmp_path, teacher_ckpt, extra, words):
     cfg = _cfg(tmp_path, teacher_ckpt, *extra)  # the recipe itself loads fine
@@ -95,13 +105,13 @@ def test_bad_teacher_setups_are_one_line_errors_at_start(tmp_path, teacher_ckpt,
 @pytest.mark.parametrize("recipe", [r for r in RECIPES if "distill" in r.name], ids=lambda p: p.name)
 def test_distill_recipes_have_a_teacher_and_a_valid_queue(recipe):
     cfg = load_config(recipe)
-    assert cfg.teacher.arch.startswith("resnet") and cfg.teacher.checkpoint and cfg.teacher.weight > 0
-    assert cfg.teacher.queue_size % cfg.train.batch_size == 0
+    assert cfg.distill.arch.startswith("resnet") and cfg.distill.checkpoint and cfg.distill.weight > 0
+    assert cfg.distill.queue_size % cfg.train.batch_size == 0
 
 
 @pytest.mark.slow
 def test_pretrain_logs_both_losses_and_resume_checks_the_teacher_hash(tmp_path, teacher_ckpt):
-    cfg = _cfg(tmp_path / "run", teacher_ckpt, "train.epochs=1", "train.knn_every=0", "teacher.weight=2")
+    cfg = _cfg(tmp_path / "run", teacher_ckpt, "train.epochs=1", "train.knn_every=0", "distill.weight=2")
     pretrain(cfg)
     rows = [r.split(",") for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()]
     col = {name: i for i, name in enumerate(rows[0])}
@@ -109,10 +119,10 @@ def test_pretrain_logs_both_losses_and_resume_checks_the_teacher_hash(tmp_path, 
         total, ressl, distill = (float(r[col[k]]) for k in ("loss", "loss_ressl", "loss_distill"))
         assert total == pytest.approx(ressl + 2 * distill, rel=1e-4)
     assert Trainer(_cfg(tmp_path / "run", teacher_ckpt, "train.epochs=2", "train.knn_every=0",
-                        "teacher.weight=2")).step == 4  # same teacher: resumes
+                        "distill.weight=2")).step == 4  # same teacher: resumes
     torch.save(build_backbone("resnet18", stem_stride=1).state_dict(), teacher_ckpt)  # other weights, same path
-    with pytest.raises(EdgeSSLError, match="the teacher checkpoint changed"):
-        Trainer(_cfg(tmp_path / "run", teacher_ckpt, "train.epochs=2", "train.knn_every=0", "teacher.weight=2"))
+    with pytest.raises(EdgeSSLError, match="the distillation teacher checkpoint changed"):
+        Trainer(_cfg(tmp_path / "run", teacher_ckpt, "train.epochs=2", "train.knn_every=0", "distill.weight=2"))
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str, teacher: str) -> None:

@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from edgessl.method.ema import ema_momentum, ema_update
-from edgessl.method.queue import EmbeddingQueue
+from edgessl.methods.ema import ema_momentum, ema_update
+from edgessl.methods.queue import EmbeddingQueue
 
 
 def test_queue_starts_normalized_and_is_fifo():

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from timm.layers import BatchNormAct2d
 
-from edgessl.method.batchnorm import exchange_plan, shuffled_forward, use_split_bn, usable_splits
+from edgessl.methods.batchnorm import exchange_plan, shuffled_forward, use_split_bn, usable_splits
 
 
 def test_split_bn_normalizes_each_group_separately():

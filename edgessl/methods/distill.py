@@ -12,21 +12,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgessl.config import TeacherConfig
-from edgessl.method.loss import relation_loss
-from edgessl.method.queue import EmbeddingQueue
+from edgessl.config import DistillConfig
+from edgessl.methods.losses import relation_loss
+from edgessl.methods.queue import EmbeddingQueue
 from edgessl.models.teacher_loading import load_teacher
 
 
-def distillation_on(t: TeacherConfig) -> bool:
-    """A teacher is used when `teacher.arch` is set and `teacher.weight` > 0 (weight 0 turns distillation off)."""
+def distillation_on(t: DistillConfig) -> bool:
+    """A teacher is used when `distill.arch` is set and `distill.weight` > 0 (weight 0 turns distillation off)."""
     return bool(t.arch) and t.weight > 0
 
 
 class Distillation(nn.Module):
     """The frozen teacher, a queue of its embeddings, and the relation loss between teacher and student head."""
 
-    def __init__(self, t: TeacherConfig, generator: torch.Generator) -> None:
+    def __init__(self, t: DistillConfig, generator: torch.Generator) -> None:
         super().__init__()
         self.teacher = load_teacher(t)
         self.queue = EmbeddingQueue(t.queue_size, self.embed_dim, generator=generator)
@@ -38,7 +38,7 @@ class Distillation(nn.Module):
 
     def forward(self, head_out: torch.Tensor, weak: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The relation cross-entropy of the student head against the teacher over the teacher queue (temperatures
-        `teacher.tau_s`, `teacher.tau_t`), and the teacher's keys of this batch, to enqueue after the step."""
+        `distill.tau_s`, `distill.tau_t`), and the teacher's keys of this batch, to enqueue after the step."""
         z_s = F.normalize(head_out.float(), dim=1)
         z_t = self.teacher(weak)
         loss, _ = relation_loss(z_s, z_t, self.queue.embeddings, self.tau_s, self.tau_t)

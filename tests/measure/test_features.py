@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from edgessl.evaluation.features import extract_features
+from edgessl.measure.features import extract_features
 
 
 class _Net(nn.Module):

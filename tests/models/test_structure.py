@@ -11,7 +11,7 @@ import torch
 from edgessl.errors import EdgeSSLError
 from edgessl.models import build_backbone
 from edgessl.pruning.prune import prune_to_target
-from edgessl.pruning.structure import apply_structure, capture
+from edgessl.models.structure import apply_structure, capture
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import trange
 
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.features import resolve_num_classes
+from edgessl.measure.features import resolve_num_classes
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:

@@ -3,9 +3,7 @@
 Structured pruning changes only channel counts. The checkpoint's `encoder["pruned"]` entry stores them, per layer,
 as ints (`capture`), so a pruned checkpoint still loads with `torch.load(weights_only=True)`: no pickled modules,
 no code from the file, and torch-pruning need not be installed to use it. `apply_structure` re-shapes a freshly
-built registry model to match; the weights then load as usual (`edgessl.engine.checkpoint.load_encoder`).
-
-This module depends only on `edgessl.models`, so the engine and the model loaders may import it.
+built registry model to match; the weights then load as usual (`edgessl.models.encoder_loading.load_encoder`).
 """
 
 from __future__ import annotations

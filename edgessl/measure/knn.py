@@ -8,12 +8,16 @@ ranks are merged per chunk, so no rank ever holds the whole bank (the pretrainin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from edgessl import distributed as D
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.features import resolve_num_classes
+from edgessl.measure.features import extract_features, resolve_num_classes
 
 
 def nearest(queries: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, k: int
@@ -77,3 +81,36 @@ def knn_classify(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
     n = len(test_feats)
     return {"top1": 100.0 * int(correct1) / n, "top5": 100.0 * int(correct5) / n, "k": k, "temperature": float(temperature),
             "num_train": len(every_label), "num_test": n}
+
+
+
+@dataclass
+class KnnResult:
+    """`knn_classify`'s scores and the raw (un-normalized) features they came from, for callers that reuse them (the
+    linear probe, the export check's cosine)."""
+
+    scores: dict[str, float | int]
+    train: tuple[torch.Tensor, torch.Tensor]  # (features, labels) of the bank
+    test: tuple[torch.Tensor, torch.Tensor]
+
+    @property
+    def top1(self) -> float:
+        return float(self.scores["top1"])
+
+
+def knn_top1(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], loaders: Sequence[Iterable],
+             k: int = 200, temperature: float = 0.1, device: str | torch.device = "cpu", amp: str = "none",
+             progress: bool = False, num_classes: int | None = None, sharded: bool = False,
+             on_device: bool = False) -> KnnResult:
+    """Weighted kNN top-1 (and top-5) of `model` with the (train, test) `loaders` as bank and queries: the one
+    "loaders -> features -> kNN" path of the kNN monitor, `edgessl eval`, `prune`, the export check and benchmarks.
+
+    `sharded`: each rank's loaders hold its shard of each split (`eval_loader(shard=True)`); the test features are
+    gathered and each rank ranks its bank shard (`knn_classify(sharded=True)`), the same result on every rank.
+    `on_device`: keep the features on `device` (the monitor ranks them there)."""
+    train, test = (extract_features(model, loader, device, amp, progress, normalize=False,
+                                    on_device=on_device or sharded) for loader in loaders)
+    if sharded:
+        test = (D.all_gather_uneven(test[0]), D.all_gather_uneven(test[1]))
+    scores = knn_classify(*train, *test, k=k, temperature=temperature, num_classes=num_classes, sharded=sharded)
+    return KnnResult(scores, train, test)

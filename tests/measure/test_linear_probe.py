@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.linear_probe import linear_probe
+from edgessl.measure.linear_probe import linear_probe
 
 
 def _separable(n: int, seed: int):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgessl.method.loss import entropy, infonce_loss, relation_loss
+from edgessl.methods.losses import entropy, infonce_loss, relation_loss
 
 
 def _fixed(seed: int, *shape: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Model cards: every section present, missing keys tolerated, recipe hash stable."""
 
-from edgessl.evaluation.model_card import recipe_hash, runtime_versions, write_model_card
+from edgessl.export.model_card import recipe_hash, runtime_versions, write_model_card
 
 
 def test_model_card_has_every_section(tmp_path):
@@ -9,13 +9,15 @@ def test_model_card_has_every_section(tmp_path):
             "data": {"format": "cifar10", "root": "/data/cifar10", "train_samples": 0},
             "config": {"name": "mnv3s", "train": {"epochs": 200}}, "epoch": 200,
             "metrics": {"knn_top1": 61.234, "cosine_mean": 0.9991},
-            "export": {"target": "onnx", "precision": "int8", "file": "encoder.int8.onnx"}}
+            "export": {"target": "onnx", "precision": "int8", "file": "encoder.int8.onnx"},
+            "method": "infonce: InfoNCE against the EMA teacher's weak-view keys"}
     text = write_model_card(tmp_path / "card" / "encoder.md", info).read_text()
     for heading in ("# mnv3s-cifar10", "## Architecture", "## Input", "## Training", "## Metrics", "## Export",
                     "## Runtime versions"):
         assert heading in text
     assert "32 x 32 RGB" in text and "0.485, 0.456, 0.406" in text and "cifar10 /data/cifar10" in text
     assert recipe_hash(info["config"]) in text and "61.23" in text and "| torch |" in text
+    assert "by edgessl with infonce: InfoNCE against the EMA teacher's weak-view keys." in text
 
 
 def test_missing_keys_are_tolerated(tmp_path):
