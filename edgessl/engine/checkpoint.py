@@ -58,19 +58,22 @@ def encoder_state(model_state: dict[str, torch.Tensor], branch: str = "student")
 
 
 def load_encoder(path: str | Path, branch: str = "student") -> tuple[nn.Module, dict[str, Any]]:
-    """The trained backbone of an edgessl checkpoint, in eval mode on CPU, and its `encoder` info."""
+    """The trained backbone of an edgessl checkpoint, in eval mode on CPU (multi-branch blocks fused), and its
+    `encoder` info."""
     from edgessl.models.registry import build_backbone
+    from edgessl.models.reparam import inference_form
 
     ckpt = load_edgessl_checkpoint(path)
     info = dict(ckpt["encoder"])
     model = build_backbone(info["arch"], info["stem_stride"])
-    if info.get("pruned"):  # a pruned encoder: re-shape the registry model to the stored channel counts
+    if info.get("pruned"):  # a pruned encoder (pruned in fused form): re-shape the model to the stored channels
         from edgessl.pruning.structure import apply_structure
 
+        model = inference_form(model, inplace=True)
         apply_structure(model, info["pruned"], info["arch"])
     state = encoder_state(ckpt["model"], branch)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         keys = ", ".join((missing or unexpected)[:3])
         raise EdgeSSLError(f"'{path}': encoder weights do not match {info['arch']} ({keys} ...)")
-    return model.eval(), info
+    return inference_form(model, inplace=True).eval(), info  # reparameterizable: fused for eval/export/pruning

@@ -37,6 +37,7 @@ from edgessl.method.distill import distillation_on
 from edgessl.method.ema import ema_momentum
 from edgessl.method.ressl import ReSSL
 from edgessl.models.registry import build_backbone, check_arch, feature_dim, probe_output_shape
+from edgessl.models.reparam import inference_form
 
 # Keys that may change when a run is resumed (they do not change what is being trained).
 RESUMABLE_CHANGES = ("output_dir", "data.root", "data.num_workers", "data.download", "train.epochs",
@@ -281,7 +282,8 @@ class Trainer:
                 self._knn_loaders = [eval_loader(cfg, split) for split in ("train", "test")]
             backbone = self.model.core_student().backbone
             was_training = backbone.training
-            feats = [extract_features(backbone, loader, self.device, amp=cfg.train.amp, progress=False)
+            evaluated = inference_form(backbone)  # a fused copy of a reparameterizable backbone
+            feats = [extract_features(evaluated, loader, self.device, amp=cfg.train.amp, progress=False)
                      for loader in self._knn_loaders]
             backbone.train(was_training)
             result = knn_classify(*feats[0], *feats[1], k=cfg.knn.k, temperature=cfg.knn.temperature)
