@@ -111,13 +111,14 @@ def _export(row: dict, ckpt: Path, target: str, work: Path, save) -> None:
     save()
 
 
-def one(name: str, work: Path, partial: Path) -> None:
-    """Fill the row of `name`, writing it to `partial` after every stage (the parent reads it on a timeout)."""
+def one(name: str, work: Path, partial: Path, stages: str) -> None:
+    """Fill the row of `name`, writing it to `partial` after every stage (the parent reads it on a timeout).
+    `stages`: "train" (build, cost, both pretrainings), "export" (of the train phase's checkpoint), or "all"."""
     import torch
 
     torch.set_num_threads(1)
-    row: dict = {"model": name, "family": FAMILY.get(name, "other"), "runtimes": {}}
-
+    row: dict = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
+    row.update(family=FAMILY.get(name, "other"), stage="")
     clock = [time.time()]
 
     def save(stage: str = "") -> None:  # `stage` is what starts now; the time of the one that ended is kept
@@ -127,6 +128,18 @@ def one(name: str, work: Path, partial: Path) -> None:
         row["stage"] = stage
         partial.write_text(json.dumps(row))
 
+    ckpt = work / "run224" / "last.pt"
+    if stages in ("train", "all") and not _train(name, work, row, save):
+        return
+    if stages in ("export", "all") and ckpt.is_file():
+        for target in TARGETS:
+            save(f"export {target}")
+            _export(row, ckpt, target, work, lambda: save(f"export {target} done"))
+    save("done")
+
+
+def _train(name: str, work: Path, row: dict, save) -> bool:
+    """Build, cost at 224 px, and the two 2-step pretrainings; False when the model does not build."""
     from edgessl.models.registry import build_backbone
     from edgessl.models.reparam import inference_form, is_reparameterizable
     from edgessl.pruning.prune import cost
@@ -140,37 +153,35 @@ def one(name: str, work: Path, partial: Path) -> None:
     except Exception as exc:  # noqa: BLE001
         row["build"] = _reason(exc)
         save()
-        return
+        return False
     save("pretrain 32 px")
     row["pretrain32"], _ = _pretrain(name, work / "run32", "data.image_size=32", "model.stem_stride=1")
     save("pretrain 224 px")
-    row["pretrain"], ckpt = _pretrain(name, work / "run224", f"data.image_size={SIZE}", "model.stem_stride=2")
+    row["pretrain"], _ = _pretrain(name, work / "run224", f"data.image_size={SIZE}", "model.stem_stride=2")
     save()
-    if not ckpt.is_file():
-        return
-    for target in TARGETS:
-        save(f"export {target}")
-        _export(row, ckpt, target, work, lambda: save(f"export {target} done"))
-    save("done")
+    return True
 
 
-def _run_child(name: str, out: Path, work: Path, timeout: float) -> dict:
+def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) -> dict:
     """Run `one(name)` in a child process; a crash or timeout becomes the row's failure reason."""
     partial = work / name / "row.json"
-    shutil.rmtree(partial.parent, ignore_errors=True)  # a fresh run folder: no resume from an earlier attempt
-    partial.parent.mkdir(parents=True)
+    if stages != "export":
+        shutil.rmtree(partial.parent, ignore_errors=True)  # a fresh run folder: no resume from an earlier attempt
+    partial.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     try:
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work / name)], env=env,
-                              timeout=timeout, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work / name),
+                               "--stages", stages], env=env, timeout=timeout, capture_output=True, text=True)
         crash = None if proc.returncode == 0 else f"child exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
     except subprocess.TimeoutExpired:
         crash = f"timeout after {timeout:.0f} s"
     row = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
     if crash:
         row["crash"] = f"{crash} (during {row.get('stage') or 'start'})"
-    row["seconds"] = round(time.time() - start, 1)
+        partial.write_text(json.dumps(row))
+    row["seconds"] = round(row.get("seconds", 0) + time.time() - start, 1)
+    partial.write_text(json.dumps(row))
     with out.open("a") as f:
         f.write(json.dumps(row) + "\n")
     return row
@@ -222,16 +233,19 @@ def main() -> None:
     parser.add_argument("--skip-done", action="store_true", help="skip models already in --out")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per model")
     parser.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    parser.add_argument("--stages", choices=("all", "train", "export"), default="all",
+                        help="train: build + pretrainings only; export: only the exports of an earlier train run")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         try:
-            one(args.one, args.work, args.work / "row.json")
+            one(args.one, args.work, args.work / "row.json", args.stages)
         except Exception:
             traceback.print_exc()
             sys.exit(1)
         return
-    done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
+    lines = args.out.read_text().splitlines() if args.out.is_file() else []
+    done = list({row["model"]: row for row in map(json.loads, lines)}.values())  # a model's newest line wins
     if args.table:
         order = list(FAMILY)
         print(table(sorted(done, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))))
@@ -243,7 +257,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     for name in names:
-        row = _run_child(name, args.out, work, args.timeout)
+        row = _run_child(name, args.out, work, args.timeout, args.stages)
         print(f"{name}: {row['seconds']} s {_why(row) or 'all ok'}", flush=True)
     print(f"{len(names)} models in {time.time() - start:.0f} s")
 
