@@ -50,7 +50,7 @@ TARGETS = ("onnx", "openvino", "tflite")
 SIZE = 224
 PRETRAIN = ["data.format=synthetic", "data.synthetic_train=16", "data.synthetic_test=16", "data.num_workers=0",
             "train.batch_size=8", "train.epochs=1", "train.max_steps=2", "train.knn_every=0", "train.device=cpu",
-            "train.threads=1", "ressl.queue_size=16", "ressl.infonce_warmup_epochs=0", "knn.k=5",
+            "train.threads=1", "ressl.queue_size=16", "ressl.bn_splits=2", "ressl.infonce_warmup_epochs=0", "knn.k=5",
             "optim.warmup_epochs=0"]
 PROFILE = {"warmup": 5, "runs": 30, "calibration": 16}  # over the repo's export/*.yaml
 
@@ -71,7 +71,8 @@ def _pretrain(name: str, out: Path, *extra: str) -> tuple[bool | str, Path]:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode == 0:
         return True, out / "last.pt"
-    last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "it/s" not in line and "%|" not in line]
+    last = (lines or [f"exit {proc.returncode}"])[-1]
     if proc.returncode not in (-6, -7, -11):  # not a crash (SIGABRT, SIGBUS, SIGSEGV)
         return (last if proc.returncode == 2 else f"TRACEBACK {last}"), out / "last.pt"
     shutil.rmtree(out, ignore_errors=True)

@@ -34,13 +34,11 @@ def _owner(model: nn.Module, name: str) -> nn.Module:
 
 
 def working_size(model: nn.Module) -> int | None:
-    """The smallest of `SIZES` (or the model's fixed size) at which `model` gives features; None if none does."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    sizes = (cfg["input_size"][-1],) if cfg.get("fixed_input_size") else SIZES
+    """The smallest of `SIZES` at which `model` gives features; None if none does."""
     was_training = model.training
     model.eval()
     try:
-        for size in sizes:
+        for size in SIZES:
             try:
                 with torch.no_grad():
                     if model(torch.zeros(1, 3, size, size)).shape[-1] > 0:
@@ -66,7 +64,7 @@ def reduce_stem(model: nn.Module, arch: str) -> None:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     names = _first_convs(model)
     if cfg.get("fixed_input_size"):
-        raise _refuse(arch, f"it takes a fixed {cfg['input_size'][-1]} px input (position biases)", model)
+        raise _refuse(arch, f"timm marks its input size fixed ({cfg['input_size'][-1]} px: attention biases)", model)
     try:
         convs = {name: _owner(model, name) for name in names}
     except (LookupError, AttributeError):

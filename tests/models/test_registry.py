@@ -10,7 +10,7 @@ from edgessl.models.registry import ARCHS, build_backbone, check_arch, feature_d
 FAMILY_SUBSET = ["mobilenetv3_small_050", "tf_mobilenetv3_small_minimal_100", "mobilenetv4_conv_small_050",
                  "efficientnet_lite0", "repvit_m0_9", "fastvit_t8", "mobileone_s0", "efficientvit_b0",
                  "ghostnet_050", "repghostnet_050", "lcnet_050", "mobilevit_xxs", "regnetx_002", "resnet18"]
-FIXED_SIZE = ["efficientformerv2_s0", "efficientvit_m0"]  # position biases for one input size
+FIXED_SIZE = {"efficientformerv2_s0": 224, "efficientvit_m0": 32}  # timm: fixed_input_size; the smallest that runs
 
 
 def test_curated_and_any_timm_name_build():
@@ -38,10 +38,10 @@ def test_stride1_stem_gives_twice_the_final_map(arch):
     assert probe_output_shape(pooled, 32) == (1, feature_dim(pooled))
 
 
-@pytest.mark.parametrize("arch", FIXED_SIZE)
-def test_fixed_size_model_refuses_stride1_with_the_size_that_works(arch):
-    with pytest.raises(EdgeSSLError, match=rf"model.arch={arch} cannot take model.stem_stride=1: .*fixed 224 px.*"
-                                           r"data.image_size=224$"):
+@pytest.mark.parametrize("arch, size", FIXED_SIZE.items())
+def test_fixed_size_model_refuses_stride1_with_the_size_that_works(arch, size):
+    with pytest.raises(EdgeSSLError, match=rf"model.arch={arch} cannot take model.stem_stride=1: .*fixed \(224 px.*"
+                                           rf"model.stem_stride=2 with data.image_size={size}$"):
         build_backbone(arch, 1)
 
 
@@ -52,4 +52,4 @@ def test_patch_embedding_stem_is_refused():
 
 def test_model_that_cannot_run_at_the_size_names_one_that_can():
     with pytest.raises(EdgeSSLError, match=r"does not run at 32 px .*it runs at data.image_size=224"):
-        probe_output_shape(build_backbone("efficientvit_m0"), 32)
+        probe_output_shape(build_backbone("efficientformerv2_s0"), 32)
