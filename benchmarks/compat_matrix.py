@@ -64,21 +64,18 @@ def _reason(exc: BaseException) -> str:
 
 
 def _pretrain(name: str, out: Path, *extra: str) -> tuple[bool | str, Path]:
-    """`edgessl pretrain recipes/quickstart.yaml model.arch=NAME ...` for 2 steps, as a user runs it; a crash is
-    retried once with `train.channels_last=false` (the result says so)."""
-    cmd = [sys.executable, "-m", "edgessl", "pretrain", str(ROOT / "recipes" / "quickstart.yaml"),
-           *PRETRAIN, f"model.arch={name}", f"output_dir={out}", *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode == 0:
+    """What `edgessl pretrain recipes/quickstart.yaml model.arch=NAME ...` does, for 2 steps, in this process
+    (a second interpreter per run cost a minute of imports on the shared CPU); ok, or the failure in a few words."""
+    from edgessl.config import load_config
+    from edgessl.engine.trainer import Trainer
+
+    try:
+        cfg = load_config(ROOT / "recipes" / "quickstart.yaml",
+                          PRETRAIN + [f"model.arch={name}", f"output_dir={out}", *extra])
+        Trainer(cfg).fit()
         return True, out / "last.pt"
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and "it/s" not in line and "%|" not in line]
-    last = (lines or [f"exit {proc.returncode}"])[-1]
-    if proc.returncode not in (-6, -7, -11):  # not a crash (SIGABRT, SIGBUS, SIGSEGV)
-        return (last if proc.returncode == 2 else f"TRACEBACK {last}"), out / "last.pt"
-    shutil.rmtree(out, ignore_errors=True)
-    retry = subprocess.run(cmd + ["train.channels_last=false"], capture_output=True, text=True)
-    why = f"crash (signal {-proc.returncode}) with train.channels_last=true"
-    return (f"{why}; ok with train.channels_last=false" if retry.returncode == 0 else why), out / "last.pt"
+    except Exception as exc:  # noqa: BLE001 - every failure is a matrix cell
+        return _reason(exc), out / "last.pt"
 
 
 def _profiles(work: Path) -> Path:
@@ -112,13 +109,14 @@ def _export(row: dict, ckpt: Path, target: str, work: Path, save) -> None:
     save()
 
 
-def one(name: str, work: Path, partial: Path, stages: str) -> None:
+def one(name: str, work: Path, partial: Path, stages: str, nchw: bool = False) -> None:
     """Fill the row of `name`, writing it to `partial` after every stage (the parent reads it on a timeout).
     `stages`: "train" (build, cost, both pretrainings), "export" (of the train phase's checkpoint), or "all"."""
     import torch
 
     torch.set_num_threads(1)
-    row: dict = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
+    row: dict = json.loads(partial.read_text()) if partial.is_file() and (nchw or stages == "export") else \
+        {"model": name, "runtimes": {}}
     row.update(family=FAMILY.get(name, "other"), stage="")
     clock = [time.time()]
 
@@ -130,6 +128,11 @@ def one(name: str, work: Path, partial: Path, stages: str) -> None:
         partial.write_text(json.dumps(row))
 
     ckpt = work / "run224" / "last.pt"
+    if nchw:  # the parent's retry after a crash of the default (channels_last) run
+        PRETRAIN.append("train.channels_last=false")
+        for run in ("run32", "run224"):
+            shutil.rmtree(work / run, ignore_errors=True)
+        row["nchw"] = f"crashed with train.channels_last=true ({row.pop('crash', '')[:60]}); rerun with false"
     if stages in ("train", "all") and not _train(name, work, row, save):
         return
     if stages in ("export", "all") and ckpt.is_file():
@@ -163,6 +166,17 @@ def _train(name: str, work: Path, row: dict, save) -> bool:
     return True
 
 
+def _child(cmd: list[str], env: dict, timeout: float) -> str | None:
+    """Run one child; None when it succeeded, else why it did not (exit signal, timeout)."""
+    try:
+        proc = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        return f"timeout after {timeout:.0f} s"
+    if proc.returncode < 0:
+        return f"killed by signal {-proc.returncode}"
+    return None if proc.returncode == 0 else f"child exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
+
+
 def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) -> dict:
     """Run `one(name)` in a child process; a crash or timeout becomes the row's failure reason."""
     partial = work / name / "row.json"
@@ -171,12 +185,14 @@ def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) ->
     partial.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    try:
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work / name),
-                               "--stages", stages], env=env, timeout=timeout, capture_output=True, text=True)
-        crash = None if proc.returncode == 0 else f"child exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
-    except subprocess.TimeoutExpired:
-        crash = f"timeout after {timeout:.0f} s"
+    cmd = [sys.executable, __file__, "--one", name, "--work", str(work / name), "--stages", stages]
+    crash = _child(cmd, env, timeout)
+    stage = json.loads(partial.read_text()).get("stage", "") if partial.is_file() else ""
+    if crash and "signal" in crash and stage.startswith("pretrain"):
+        row = json.loads(partial.read_text())
+        row["crash"] = crash
+        partial.write_text(json.dumps(row))
+        crash = _child(cmd + ["--nchw"], env, timeout)  # a crash in training: once more in NCHW
     row = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
     if crash:
         row["crash"] = f"{crash} (during {row.get('stage') or 'start'})"
@@ -189,10 +205,10 @@ def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) ->
 
 
 def _mark(value) -> str:
-    """ok, ok* (only after a retry with NCHW), FAIL, or - (not run)."""
+    """ok, FAIL, or - (not run)."""
     if value is True:
         return "ok"
-    return "-" if value in (None, False) else ("ok*" if "ok with" in value else "FAIL")
+    return "-" if value in (None, False) else "FAIL"
 
 
 def _runtime_cell(cell: dict | None) -> str:
@@ -206,7 +222,7 @@ def _runtime_cell(cell: dict | None) -> str:
 
 def _why(row: dict) -> str:
     """The failure reasons of a row, a few words each."""
-    reasons = [row[k] for k in ("build", "crash") if row.get(k)]
+    reasons = [row[k] for k in ("build", "crash", "nchw") if row.get(k)]
     reasons += [f"{k}: {row[k]}" for k in ("pretrain32", "pretrain") if isinstance(row.get(k), str)]
     reasons += [f"{t}: {c['error']}" for t, c in row.get("runtimes", {}).items() if c.get("error")]
     return "; ".join(" ".join(r.split())[:160].replace("|", "/") for r in reasons)
@@ -220,7 +236,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         name = r["model"] + (" (rep)" if r.get("reparameterizable") else "")
         cells = [name, r.get("family", ""), f"{r['params_m']:.2f}" if "params_m" in r else "-",
-                 f"{r['gmacs']:.3f}" if "gmacs" in r else "-", _mark(r.get("pretrain")), _mark(r.get("pretrain32")),
+                 f"{r['gmacs']:.3f}" if "gmacs" in r else "-",
+                 *(_mark(r.get(k)) + ("*" if r.get("nchw") and r.get(k) is True else "") for k in ("pretrain", "pretrain32")),
                  *(_runtime_cell(r.get("runtimes", {}).get(t)) for t in TARGETS), _why(r)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -237,10 +254,11 @@ def main() -> None:
     parser.add_argument("--stages", choices=("all", "train", "export"), default="all",
                         help="train: build + pretrainings only; export: only the exports of an earlier train run")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--nchw", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         try:
-            one(args.one, args.work, args.work / "row.json", args.stages)
+            one(args.one, args.work, args.work / "row.json", args.stages, args.nchw)
         except Exception:
             traceback.print_exc()
             sys.exit(1)
