@@ -82,4 +82,7 @@ def reduce_stem(model: nn.Module, arch: str) -> None:
             block = model.get_submodule(".".join(parts[:depth]))
             if hasattr(block, "reparameterize") and isinstance(getattr(block, "stride", None), int):
                 block.stride = 1  # its fused convolution is built with this stride
+                for branch in block.modules():  # every parallel branch sees the image (timm may list only one)
+                    if isinstance(branch, nn.Conv2d) and branch.stride == (2, 2):
+                        branch.stride = (1, 1)
                 break
