@@ -226,7 +226,7 @@ def _why(row: dict) -> str:
     """The failure reasons of a row, a few words each."""
     reasons = [row[k] for k in ("build", "crash") if row.get(k)]
     if row.get("nchw"):
-        reasons.append("training with train.channels_last=true crashes (SIGABRT in split-BN + NHWC); ok with false")
+        reasons.append("training crashes (SIGABRT) with train.channels_last=true; ok with false")
     for key, label in (("pretrain32", "32 px"), ("pretrain", "224 px")):
         if isinstance(row.get(key), str):
             reasons.append(f"{label}: " + row[key].split(": ", 1)[-1].split("; use ")[0])
