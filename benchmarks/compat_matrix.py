@@ -194,7 +194,7 @@ def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) ->
         partial.write_text(json.dumps(row))
         crash = _child(cmd + ["--nchw"], env, timeout)  # a crash in training: once more in NCHW
     row = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
-    if crash:
+    if crash and row.get("stage") != "done":  # a timeout while the finished child exits loses nothing
         row["crash"] = f"{crash} (during {row.get('stage') or 'start'})"
         partial.write_text(json.dumps(row))
     row["seconds"] = round(row.get("seconds", 0) + time.time() - start, 1)
