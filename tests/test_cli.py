@@ -18,7 +18,7 @@ def test_help_lists_every_command(capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["pretrain", "nope.yaml"], "recipe 'nope.yaml' not found"),
-    (["pretrain", "recipes/quickstart.yaml", "model.arch=mobilenet_v9"], "unknown model.arch 'mobilenet_v9'; choose one of"),
+    (["pretrain", "recipes/quickstart.yaml", "model.arch=mobilenet_v9"], "unknown model.arch 'mobilenet_v9': not a timm model; did you mean"),
     (["pretrain", "recipes/quickstart.yaml", "data.format=imagefolder", "data.root=/no/such/dir"], "/no/such/dir"),
     (["pretrain", "recipes/quickstart.yaml", "ressl.queue_size=1000"], "not a multiple of the global batch"),
     (["pretrain", "recipes/quickstart.yaml", "train.epochz=3"], "did you mean 'train.epochs'"),

@@ -36,6 +36,7 @@ from edgessl.measure.knn import knn_top1
 from edgessl.measure.loaders import eval_loader
 from edgessl.methods import Context, StepOutput, describe, resolve
 from edgessl.models.registry import check_arch, feature_dim, probe_output_shape
+from edgessl.models.reparam import inference_form
 
 @dataclass
 class RunResult:
@@ -182,9 +183,9 @@ class Trainer:
         if self._knn_loaders is None:
             self._knn_loaders = [eval_loader(cfg, split, samples, shard=True, pin_memory=self.device.type == "cuda")
                                  for split, samples in (("train", cfg.knn.bank_samples), ("test", 0))]
-        return knn_top1(self.model.core_student().backbone, self._knn_loaders, k=cfg.knn.k,
-                        temperature=cfg.knn.temperature, device=self.device, amp=cfg.train.amp,
-                        sharded=self.world > 1, on_device=True).scores
+        backbone = inference_form(self.model.core_student().backbone)  # a fused copy if reparameterizable
+        return knn_top1(backbone, self._knn_loaders, k=cfg.knn.k, temperature=cfg.knn.temperature,
+                        device=self.device, amp=cfg.train.amp, sharded=self.world > 1, on_device=True).scores
 
     def _log_knn(self, wall: float) -> float:
         res = self.knn()

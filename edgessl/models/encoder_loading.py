@@ -14,15 +14,18 @@ from edgessl.checkpoint import Checkpoint, checkpoint_path
 from edgessl.config import Config, config_from_dict
 from edgessl.errors import EdgeSSLError
 from edgessl.models.registry import build_backbone
+from edgessl.models.reparam import inference_form
 from edgessl.models.structure import apply_structure
 
 
 def load_encoder(ckpt: Checkpoint | str | Path, branch: str = "student") -> tuple[nn.Module, dict[str, Any]]:
-    """The trained backbone of a checkpoint (or its path), in eval mode on CPU, and its `encoder` info."""
+    """The trained backbone of a checkpoint (or its path), in eval mode on CPU (multi-branch blocks fused), and its
+    `encoder` info."""
     ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint.load(ckpt)
     info = dict(ckpt.encoder)
     model = build_backbone(info["arch"], info["stem_stride"])
-    if info.get("pruned"):  # a pruned encoder: re-shape the registry model to the stored channel counts
+    if info.get("pruned"):  # a pruned encoder (pruned in fused form): re-shape the model to the stored channels
+        model = inference_form(model, inplace=True)
         apply_structure(model, info["pruned"], info["arch"])
     state = ckpt.encoder_state(branch)
     expected = model.state_dict()
@@ -35,7 +38,7 @@ def load_encoder(ckpt: Checkpoint | str | Path, branch: str = "student") -> tupl
     if missing or unexpected:
         keys = ", ".join((missing or unexpected)[:3])
         raise EdgeSSLError(f"'{ckpt.path}': encoder weights do not match {info['arch']} ({keys} ...)")
-    return model.eval(), info
+    return inference_form(model, inplace=True).eval(), info  # reparameterizable: fused for eval/export/pruning
 
 
 @dataclass

@@ -1,17 +1,21 @@
-"""The encoders edgessl trains: timm models built for export, output = pooled pre-logits.
+"""The encoders edgessl trains: any timm model (`timm.list_models()`), built for export, output = pooled pre-logits.
 
-Adding a student is one entry in `ARCHS`.
+`ARCHS` is the curated list: the students the README measures, and what edgessl knows about them beyond timm's
+metadata (the ResNet's CIFAR stem); any other timm name is built the same way with the generic stem handling.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+from functools import cache
 
 import timm
 import torch
 from torch import nn
 
 from edgessl.errors import EdgeSSLError
+from edgessl.models.stem import reduce_stem, working_size
 
 
 @dataclass(frozen=True)
@@ -19,20 +23,20 @@ class Arch:
     """How to build one architecture and how to make its stem stride 1 for 32/64 px inputs."""
 
     timm_name: str
-    stem: str  # "conv_stem" (MobileNet/EfficientNet family) or "resnet"
+    stem: str = "generic"  # "generic" (timm's first_conv made stride 1) or "resnet" (3x3 stride-1 conv, no max-pool)
 
 
 ARCHS: dict[str, Arch] = {
-    "mobilenetv3_small_100": Arch("mobilenetv3_small_100", "conv_stem"),
-    "mobilenetv3_small_075": Arch("mobilenetv3_small_075", "conv_stem"),
-    "mobilenetv3_large_100": Arch("mobilenetv3_large_100", "conv_stem"),
+    "mobilenetv3_small_100": Arch("mobilenetv3_small_100"),
+    "mobilenetv3_small_075": Arch("mobilenetv3_small_075"),
+    "mobilenetv3_large_100": Arch("mobilenetv3_large_100"),
     # ReLU, no squeeze-excite: the MobileNetV3 variants made for int8 accelerators
-    "tf_mobilenetv3_small_minimal_100": Arch("tf_mobilenetv3_small_minimal_100", "conv_stem"),
-    "tf_mobilenetv3_large_minimal_100": Arch("tf_mobilenetv3_large_minimal_100", "conv_stem"),
-    "mobilenetv2_100": Arch("mobilenetv2_100", "conv_stem"),
-    "mobilenetv4_conv_small": Arch("mobilenetv4_conv_small", "conv_stem"),
-    "efficientnet_b0": Arch("efficientnet_b0", "conv_stem"),
-    "efficientnet_lite0": Arch("efficientnet_lite0", "conv_stem"),
+    "tf_mobilenetv3_small_minimal_100": Arch("tf_mobilenetv3_small_minimal_100"),
+    "tf_mobilenetv3_large_minimal_100": Arch("tf_mobilenetv3_large_minimal_100"),
+    "mobilenetv2_100": Arch("mobilenetv2_100"),
+    "mobilenetv4_conv_small": Arch("mobilenetv4_conv_small"),
+    "efficientnet_b0": Arch("efficientnet_b0"),
+    "efficientnet_lite0": Arch("efficientnet_lite0"),
     "resnet18": Arch("resnet18", "resnet"),
     "resnet34": Arch("resnet34", "resnet"),
     "resnet50": Arch("resnet50", "resnet"),
@@ -40,31 +44,39 @@ ARCHS: dict[str, Arch] = {
 }
 
 
+@cache
+def timm_names() -> frozenset[str]:
+    """Every architecture timm can build (no weights needed)."""
+    return frozenset(timm.list_models())
+
+
 def check_arch(name: str, key: str = "model.arch") -> Arch:
-    """The registry entry for `name`, or a one-line error listing the valid names."""
-    if name not in ARCHS:
-        raise EdgeSSLError(f"unknown {key} '{name}'; choose one of: {', '.join(ARCHS)}")
-    return ARCHS[name]
+    """The curated entry for `name`, a generic one for any other timm model, or a one-line error naming the
+    closest timm names."""
+    if name in ARCHS:
+        return ARCHS[name]
+    if name in timm_names():
+        return Arch(name)
+    close = difflib.get_close_matches(name, sorted(timm_names()), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models() for the names"
+    raise EdgeSSLError(f"unknown {key} '{name}': not a timm model; {hint}")
 
 
-def _reduce_stem(model: nn.Module, stem: str) -> None:
-    """Stride-1 stem so a 32 px input does not end as a 1x1 map (the official CIFAR ResNet stem)."""
-    if stem == "conv_stem":
-        model.conv_stem.stride = (1, 1)
-    else:  # ResNet: 3x3 stride-1 conv and no max-pool
-        out = model.conv1.out_channels
-        model.conv1 = nn.Conv2d(3, out, kernel_size=3, stride=1, padding=1, bias=False)
-        model.maxpool = nn.Identity()
+def _resnet_stem(model: nn.Module) -> None:
+    """The official CIFAR ResNet stem: a 3x3 stride-1 conv and no max-pool, so 32 px does not end as a 1x1 map."""
+    out = model.conv1.out_channels
+    model.conv1 = nn.Conv2d(3, out, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
 
 
 def build_backbone(name: str, stem_stride: int = 2) -> nn.Module:
     """A randomly initialised timm encoder: image (N,3,H,W) -> pooled pre-logits (N, feature_dim)."""
     arch = check_arch(name)
+    if stem_stride not in (1, 2):
+        raise EdgeSSLError(f"model.stem_stride must be 1 or 2; got {stem_stride}")
     model = timm.create_model(arch.timm_name, pretrained=False, num_classes=0, exportable=True)
     if stem_stride == 1:
-        _reduce_stem(model, arch.stem)
-    elif stem_stride != 2:
-        raise EdgeSSLError(f"model.stem_stride must be 1 or 2; got {stem_stride}")
+        _resnet_stem(model) if arch.stem == "resnet" else reduce_stem(model, name)
     return model
 
 
@@ -76,10 +88,16 @@ def feature_dim(model: nn.Module) -> int:
 
 @torch.no_grad()
 def probe_output_shape(model: nn.Module, image_size: int) -> torch.Size:
-    """Run one dummy image through `model` (in eval mode) to check it accepts `image_size`."""
+    """Run one dummy image through `model` (in eval mode) to check it accepts `image_size`; a model that
+    cannot (a fixed input size, too few pixels for its attention windows) is a one-line error naming one that can."""
     was_training = model.training
     model.eval()
     try:
         return model(torch.zeros(1, 3, image_size, image_size)).shape
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        size = working_size(model)
+        hint = f"it runs at data.image_size={size}" if size else "pick another model.arch"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise EdgeSSLError(f"the encoder does not run at {image_size} px ({first}); {hint}") from None
     finally:
         model.train(was_training)

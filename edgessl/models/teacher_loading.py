@@ -136,7 +136,7 @@ def _read_weights(path: Path, arch: str) -> tuple[dict[str, torch.Tensor], str, 
         keep = ("student.backbone.", "student.projector.")
         state = {k[len("student."):]: v for k, v in edgessl.model.items() if k.startswith(keep)}
         return state, "edgessl", edgessl.config["model"]
-    if ARCHS[arch].stem != "resnet":
+    if check_arch(arch).stem != "resnet":
         raise EdgeSSLError(f"distill.checkpoint '{path}' is not an edgessl checkpoint: plain state dicts are read for "
                            f"ResNets only ({', '.join(RESNETS)}); a {arch} teacher must be an edgessl last.pt")
     state = next((ckpt[k] for k in ("state_dict", "model") if isinstance(ckpt.get(k), dict)), ckpt)

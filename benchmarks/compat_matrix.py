@@ -1,0 +1,291 @@
+"""Compatibility matrix: which timm edge encoders pretrain with edgessl and survive fp32/int8 export to ONNX Runtime,
+OpenVINO and LiteRT.
+
+Per model, in a child process (a converter crash or hang costs one row, not the run), 1 torch thread:
+- build (pretrained=False), parameters and MACs at 224 px of the deployed (fused) form;
+- 2 ReSSL steps at 224 px (batch 8, synthetic images), and 2 at 32 px with `model.stem_stride=1`;
+- `edgessl export` of the 224 px checkpoint per runtime, fp32 and int8 (16 calibration images), with the check:
+  int8 cosine to PyTorch fp32 on the fixed synthetic test batch (16 images), and the int8 speed-up over fp32 at
+  224 px (batch 1, 1 thread, 30 paired timed runs).
+One JSON line per model is appended to --out as it finishes; --table prints the README table from that file.
+
+  nice -n 5 python benchmarks/compat_matrix.py --out /work/runs/issue23/matrix.jsonl [--models a,b] [--skip-done]
+  python benchmarks/compat_matrix.py --out /work/runs/issue23/matrix.jsonl --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "MobileNetV2/V3": ("mobilenetv2_100", "mobilenetv3_small_100", "mobilenetv3_small_075", "mobilenetv3_large_100",
+                       "tf_mobilenetv3_small_minimal_100", "tf_mobilenetv3_large_minimal_100"),
+    "MobileNetV4": ("mobilenetv4_conv_small_050", "mobilenetv4_conv_small", "mobilenetv4_hybrid_medium_075"),
+    "EfficientNet": ("efficientnet_lite0",),
+    "RepViT": ("repvit_m0_9",),
+    "FastViT": ("fastvit_t8",),
+    "MobileOne": ("mobileone_s0",),
+    "EfficientViT": ("efficientvit_b0", "efficientvit_m0"),
+    "GhostNet": ("ghostnet_100", "ghostnetv2_100"),
+    "RepGhost": ("repghostnet_050",),
+    "LCNet": ("lcnet_050",),
+    "MobileViT": ("mobilevit_xxs", "mobilevitv2_050"),
+    "EfficientFormer": ("efficientformer_l1", "efficientformerv2_s0"),
+    "RegNet": ("regnetx_002", "regnety_002"),
+    "ResNet": ("resnet18",),
+}
+FAMILY = {name: family for family, names in FAMILIES.items() for name in names}
+TARGETS = ("onnx", "openvino", "tflite")
+SIZE = 224
+PRETRAIN = ["data.format=synthetic", "data.synthetic_train=16", "data.synthetic_test=16", "data.num_workers=0",
+            "train.batch_size=8", "train.epochs=1", "train.max_steps=2", "train.knn_every=0", "train.device=cpu",
+            "train.threads=1", "ressl.queue_size=16", "ressl.bn_splits=2", "ressl.infonce_warmup_epochs=0", "knn.k=5",
+            "optim.warmup_epochs=0"]
+PROFILE = {"warmup": 5, "runs": 30, "calibration": 16}  # over the repo's export/*.yaml
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure in a few words; `TRACEBACK` marks one edgessl did not turn into a one-line error."""
+    from edgessl.errors import EdgeSSLError
+
+    text = " ".join(str(exc).split())[:300]
+    return text if isinstance(exc, EdgeSSLError) else f"TRACEBACK {type(exc).__name__}: {text}"
+
+
+def _pretrain(name: str, out: Path, *extra: str) -> tuple[bool | str, Path]:
+    """What `edgessl pretrain recipes/quickstart.yaml model.arch=NAME ...` does, for 2 steps, in this process
+    (a second interpreter per run cost a minute of imports on the shared CPU); ok, or the failure in a few words."""
+    from edgessl.config import load_config
+    from edgessl.engine.trainer import Trainer
+
+    try:
+        cfg = load_config(ROOT / "recipes" / "quickstart.yaml",
+                          PRETRAIN + [f"model.arch={name}", f"output_dir={out}", *extra])
+        Trainer(cfg).fit()
+        return True, out / "last.pt"
+    except Exception as exc:  # noqa: BLE001 - every failure is a matrix cell
+        return _reason(exc), out / "last.pt"
+
+
+def _profiles(work: Path) -> Path:
+    """The repo's export profiles with a shorter latency check and calibration."""
+    folder = work / "profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    for target in TARGETS:
+        data = yaml.safe_load((ROOT / "export" / f"{target}.yaml").read_text())
+        (folder / f"{target}.yaml").write_text(yaml.safe_dump({**data, **PROFILE}))
+    return folder
+
+
+def _export(row: dict, ckpt: Path, target: str, work: Path, save) -> None:
+    """Export one runtime in fp32 and int8 and record ok / cosine / speed-up, or where and why it failed."""
+    from edgessl.export.pipeline import export_checkpoint
+
+    stage: list[str] = []
+    cell = row["runtimes"][target] = {"fp32": False, "int8": False}
+    try:
+        result = export_checkpoint(ckpt, [target], ["fp32", "int8"], work / target, profiles=_profiles(work),
+                                   name=target, log=stage.append)
+        for r in result.rows[1:]:
+            cell[r.precision] = True
+            if r.precision == "int8":
+                cell.update(cosine=r.cosine_mean, cosine_min=r.cosine_min, speedup=r.speedup)
+    except Exception as exc:  # noqa: BLE001 - every failure is a matrix cell
+        done = " ".join(stage)
+        cell["fp32"] = f"[{target} fp32] pass" in done or f"[{target} fp32] fail" in done
+        failed = "int8" if cell["fp32"] else "fp32"
+        cell["error"] = f"{failed}: {_reason(exc)}"
+    save()
+
+
+def one(name: str, work: Path, partial: Path, stages: str, nchw: bool = False) -> None:
+    """Fill the row of `name`, writing it to `partial` after every stage (the parent reads it on a timeout).
+    `stages`: "train" (build, cost, both pretrainings), "export" (of the train phase's checkpoint), or "all"."""
+    import torch
+
+    torch.set_num_threads(1)
+    row: dict = json.loads(partial.read_text()) if partial.is_file() and (nchw or stages == "export") else \
+        {"model": name, "runtimes": {}}
+    row.update(family=FAMILY.get(name, "other"), stage="")
+    clock = [time.time()]
+
+    def save(stage: str = "") -> None:  # `stage` is what starts now; the time of the one that ended is kept
+        if row.get("stage"):
+            row.setdefault("timing", {})[row["stage"]] = round(time.time() - clock[0], 1)
+        clock[0] = time.time()
+        row["stage"] = stage
+        partial.write_text(json.dumps(row))
+
+    ckpt = work / "run224" / "last.pt"
+    if nchw:  # the parent's retry after a crash of the default (channels_last) run
+        PRETRAIN.append("train.channels_last=false")
+        for run in ("run32", "run224"):
+            shutil.rmtree(work / run, ignore_errors=True)
+        row["nchw"] = f"crashed with train.channels_last=true ({row.pop('crash', '')[:60]}); rerun with false"
+    if stages in ("train", "all") and not _train(name, work, row, save):
+        return
+    if stages in ("export", "all") and ckpt.is_file():
+        for target in TARGETS:
+            save(f"export {target}")
+            _export(row, ckpt, target, work, lambda: save(f"export {target} done"))
+    save("done")
+
+
+def _train(name: str, work: Path, row: dict, save) -> bool:
+    """Build, cost at 224 px, and the two 2-step pretrainings; False when the model does not build."""
+    from edgessl.models.registry import build_backbone
+    from edgessl.models.reparam import inference_form, is_reparameterizable
+    from edgessl.pruning.prune import cost
+
+    save("build")
+    try:
+        model = build_backbone(name)
+        row["reparameterizable"] = is_reparameterizable(model)
+        c = cost(inference_form(model), SIZE)
+        row.update(params_m=c.params / 1e6, gmacs=c.macs / 1e9)
+    except Exception as exc:  # noqa: BLE001
+        row["build"] = _reason(exc)
+        save()
+        return False
+    save("pretrain 32 px")
+    row["pretrain32"], _ = _pretrain(name, work / "run32", "data.image_size=32", "model.stem_stride=1")
+    save("pretrain 224 px")
+    row["pretrain"], _ = _pretrain(name, work / "run224", f"data.image_size={SIZE}", "model.stem_stride=2")
+    save()
+    return True
+
+
+def _child(cmd: list[str], env: dict, timeout: float) -> str | None:
+    """Run one child; None when it succeeded, else why it did not (exit signal, timeout)."""
+    try:
+        proc = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        return f"timeout after {timeout:.0f} s"
+    if proc.returncode < 0:
+        return f"killed by signal {-proc.returncode}"
+    return None if proc.returncode == 0 else f"child exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
+
+
+def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) -> dict:
+    """Run `one(name)` in a child process; a crash or timeout becomes the row's failure reason."""
+    partial = work / name / "row.json"
+    if stages != "export":
+        shutil.rmtree(partial.parent, ignore_errors=True)  # a fresh run folder: no resume from an earlier attempt
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, __file__, "--one", name, "--work", str(work / name), "--stages", stages]
+    crash = _child(cmd, env, timeout)
+    stage = json.loads(partial.read_text()).get("stage", "") if partial.is_file() else ""
+    if crash and "signal" in crash and stage.startswith("pretrain"):
+        row = json.loads(partial.read_text())
+        row["crash"] = crash
+        partial.write_text(json.dumps(row))
+        crash = _child(cmd + ["--nchw"], env, timeout)  # a crash in training: once more in NCHW
+    row = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
+    if crash and row.get("stage") != "done":  # a timeout while the finished child exits loses nothing
+        row["crash"] = f"{crash} (during {row.get('stage') or 'start'})"
+        partial.write_text(json.dumps(row))
+    row["seconds"] = round(row.get("seconds", 0) + time.time() - start, 1)
+    partial.write_text(json.dumps(row))
+    with out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def _mark(value) -> str:
+    """ok, FAIL, or - (not run)."""
+    if value is True:
+        return "ok"
+    if value in (None, False):
+        return "-"
+    return "n/a" if "cannot take model.stem_stride=1" in value else "FAIL"  # n/a: refused by design, one line
+
+
+def _runtime_cell(cell: dict | None) -> str:
+    if not cell:
+        return "-"
+    if not cell.get("int8"):
+        return f"{_mark(cell.get('fp32'))} / FAIL" if cell.get("fp32") else "FAIL / -"
+    speed = f"{cell['speedup']:.2f}x" if cell.get("speedup") else "?"
+    return f"ok / ok {cell['cosine']:.3f} {speed}"
+
+
+def _why(row: dict) -> str:
+    """The failure reasons of a row, a few words each."""
+    reasons = [row[k] for k in ("build", "crash") if row.get(k)]
+    if row.get("nchw"):
+        reasons.append("training crashes (SIGABRT) with train.channels_last=true; ok with false")
+    for key, label in (("pretrain32", "32 px"), ("pretrain", "224 px")):
+        if isinstance(row.get(key), str):
+            reasons.append(f"{label}: " + row[key].split(": ", 1)[-1].split("; use ")[0])
+    reasons += [f"{t}: {c['error']}" for t, c in row.get("runtimes", {}).items() if c.get("error")]
+    return "; ".join(" ".join(r.split())[:160].replace("|", "/") for r in reasons)
+
+
+def table(rows: list[dict]) -> str:
+    """The README table: one row per model, each runtime as `fp32 / int8 cosine speed-up`."""
+    head = ("| model | family | params (M) | GMACs 224 | pretrain 224 | 32 px stem 1 | ONNX Runtime | OpenVINO "
+            "| LiteRT | why it fails |\n|---|---|---:|---:|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        name = r["model"] + (" (rep)" if r.get("reparameterizable") else "")
+        cells = [name, r.get("family", ""), f"{r['params_m']:.2f}" if "params_m" in r else "-",
+                 f"{r['gmacs']:.3f}" if "gmacs" in r else "-",
+                 *(_mark(r.get(k)) + ("*" if r.get("nchw") and r.get(k) is True else "") for k in ("pretrain", "pretrain32")),
+                 *(_runtime_cell(r.get("runtimes", {}).get(t)) for t in TARGETS), _why(r)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("/work/runs/issue23/matrix.jsonl"))
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: beside --out)")
+    parser.add_argument("--models", default="", help="comma-separated timm names (default: the matrix)")
+    parser.add_argument("--skip-done", action="store_true", help="skip models already in --out")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per model")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    parser.add_argument("--stages", choices=("all", "train", "export"), default="all",
+                        help="train: build + pretrainings only; export: only the exports of an earlier train run")
+    parser.add_argument("--one", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--nchw", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        try:
+            one(args.one, args.work, args.work / "row.json", args.stages, args.nchw)
+        except Exception:
+            traceback.print_exc()
+            sys.exit(1)
+        return
+    lines = args.out.read_text().splitlines() if args.out.is_file() else []
+    done = list({row["model"]: row for row in map(json.loads, lines)}.values())  # a model's newest line wins
+    if args.table:
+        order = list(FAMILY)
+        print(table(sorted(done, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))))
+        return
+    names = args.models.split(",") if args.models else list(FAMILY)
+    if args.skip_done:
+        names = [n for n in names if n not in {r["model"] for r in done}]
+    work = args.work or args.out.parent / "work"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    for name in names:
+        row = _run_child(name, args.out, work, args.timeout, args.stages)
+        print(f"{name}: {row['seconds']} s {_why(row) or 'all ok'}", flush=True)
+    print(f"{len(names)} models in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
