@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,7 @@ class Measurement:
     knn_top1: float
     knn_delta: float  # points, artifact minus PyTorch fp32 (negative = lost accuracy)
     latency_ms: float
+    test_feats: np.ndarray | None = field(default=None, repr=False)  # its test embeddings (consumer checks)
 
 
 def measure(runner: Runner, ref: Reference, train: Iterable, test: Iterable, image: np.ndarray, warmup: int,
@@ -131,4 +132,4 @@ def measure(runner: Runner, ref: Reference, train: Iterable, test: Iterable, ima
     cos = cosine(test_f.feats, ref.test.feats)
     top1 = knn_top1(train_f, test_f, ref.k, ref.temperature)
     return Measurement(float(cos.mean()), float(cos.min()), top1, top1 - ref.knn_top1,
-                       latency_ms(runner, image, warmup, runs))
+                       latency_ms(runner, image, warmup, runs), test_f.feats)

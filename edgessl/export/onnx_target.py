@@ -66,7 +66,7 @@ class OnnxTarget(Target):
 
         exporter, opset = profile.options["exporter"], profile.options["opset"]
         if exporter not in EXPORTERS:
-            raise EdgeSSLError(f"export/onnx.yaml: 'exporter' must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
+            raise EdgeSSLError(f"onnx profile: 'exporter' must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
         dynamo = {"report": False} if exporter == "dynamo" else {}
         with tempfile.TemporaryDirectory(prefix="edgessl-onnx-") as tmp:
             graph = Path(tmp) / "fp32.onnx"
