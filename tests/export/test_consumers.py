@@ -107,6 +107,6 @@ def test_a_disagreeing_consumer_fails_its_row(checkpoint: Path, tmp_path: Path, 
     rows = json.loads(raw.with_name(raw.name + ".check.json").read_text())["rows"]
     assert rows[1]["status"] == "pass" and rows[1]["cosine_min"] > 0.9999  # ONNX Runtime runs it right
     assert rows[2]["status"] == "fail" and rows[2]["cosine_mean"] < 0.99
-    assert rows[2]["note"].startswith("opencv disagrees with onnxruntime (cosine 0.")
+    assert rows[2]["note"].startswith("opencv disagrees with onnxruntime: cosine to PyTorch 0.")
     assert "❌ fail" in capsys.readouterr().out
     assert np.isfinite(rows[2]["knn_top1"])
