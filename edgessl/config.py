@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +20,10 @@ from typing import Any, Literal
 import yaml
 
 from edgessl.errors import EdgeSSLError
+
+
+class EmptyRecipeWarning(UserWarning):
+    """A recipe file with no settings: the run uses the built-in defaults of this module."""
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -132,6 +138,9 @@ class KnnConfig:
     k: int = field(default=200, metadata=_range(1))
     temperature: float = field(default=0.1, metadata=_range(0, None, lo_open=True))
     batch_size: int = field(default=256, metadata=_range(1))
+    # the pretraining monitor's bank: 0 = every train image, else a fixed class-balanced subset of that many (the
+    # ImageNet recipes: 100 a class); `edgessl eval` always uses the whole train split
+    bank_samples: int = field(default=0, metadata=_range(0))
 
 
 @dataclass
@@ -222,6 +231,8 @@ def _convert(key: str, value: Any, typ: Any, meta: dict, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EdgeSSLError(f"{source}: '{key}' must be a number; got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise EdgeSSLError(f"{source}: '{key}' must be a finite number; got {value!r}")
     elif typ is str:
         if value is None:
             value = ""
@@ -292,15 +303,24 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
     if recipe is not None:
         path = Path(recipe)
         source = str(path)
+        if path.is_dir():
+            example = path / "config.yaml" if (path / "config.yaml").is_file() else "recipes/quickstart.yaml"
+            raise EdgeSSLError(f"recipe '{path}' is a folder; pass a YAML file, e.g. {example}")
         if not path.is_file():
             raise EdgeSSLError(f"recipe '{path}' not found; pass a YAML file such as recipes/quickstart.yaml")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise EdgeSSLError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                               "save the recipe as UTF-8") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise EdgeSSLError(f"{path}: not valid YAML{where}; check indentation and colons") from None
-        tree = loaded or {}
+        tree = {} if loaded is None else loaded
+        if tree == {}:
+            warnings.warn(f"recipe '{path}' is empty: every setting is a built-in default (see {Path(__file__)})",
+                          EmptyRecipeWarning, stacklevel=2)
         if not isinstance(tree, dict):
             raise EdgeSSLError(f"{path}: a recipe must be a mapping of sections (data:, model:, ...); got {tree!r}")
         tree.setdefault("name", path.stem)

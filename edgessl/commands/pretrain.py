@@ -8,7 +8,8 @@ examples:
   torchrun --nproc_per_node=8 -m edgessl pretrain recipes/mobilenetv3_small.yaml
 
 Overrides are dotted `key=value` pairs (values parsed as YAML). The run folder is `output_dir`
-(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/.
+(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/. A run holds its
+folder (.edgessl.lock): a second run on it is refused, naming the holder's PID.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=50")
     p.add_argument("--resume", action="store_true",
                    help="require resuming from <output_dir>/last.pt (it is resumed automatically when present)")
-    p.add_argument("--nproc", type=int, default=0, metavar="N",
-                   help="run N processes on this machine by re-launching through torchrun")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="run N >= 1 processes on this machine by re-launching through torchrun (default: 1, "
+                        "no torchrun)")
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
@@ -42,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.config import load_config
     from edgessl.errors import EdgeSSLError
 
-    if args.nproc < 0:
-        raise EdgeSSLError(f"--nproc must be >= 1; got {args.nproc}")
-    if args.nproc > 1 and not D.launched_by_torchrun():
+    if args.nproc is not None and args.nproc < 1:
+        raise EdgeSSLError(f"--nproc must be >= 1 (processes to run); got {args.nproc}")
+    if args.nproc and args.nproc > 1 and not D.launched_by_torchrun():
         return _relaunch_with_torchrun(args)
     cfg = load_config(args.recipe, args.overrides)
     from edgessl.engine.trainer import pretrain

@@ -7,11 +7,13 @@ Layout of an edgessl checkpoint (a dict):
   encoder also has `pruned`: its per-layer channel counts (`edgessl.pruning.structure`), applied on load
 - `model`: the ReSSL module's state dict (`student.backbone.*`, `student.projector.*`, `teacher.*`, `queue`, ...)
 - `teacher`: with distillation, the frozen teacher's arch, checkpoint path, sha256 and embedding (never its weights)
-- `optimizer`, `scaler`, `rng`, `metrics`
+- `optimizer`, `scaler`, `metrics`; no RNG state: a step's random draws are seeded from (seed, step, rank)
+  (`engine.runtime.seed_step`), so a resume at any world size needs none (older checkpoints' `rng` is ignored)
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -27,7 +29,8 @@ FORMAT_VERSION = 1
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """`torch.save` to a temp file in the same folder, fsync, then rename over `path`."""
+    """`torch.save` to a temp file in the same folder, fsync, then rename over `path`. A full disk is a one-line
+    error: the temp file is removed and `path` (the last good checkpoint) is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,9 +40,23 @@ def save_atomic(obj: Any, path: str | Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            last = f"'{path}' (unchanged)" if path.exists() else "none (nothing was saved yet)"
+            raise EdgeSSLError(f"disk full while saving '{path}': its partial copy was removed, nothing else was "
+                               f"freed; the last good checkpoint is {last}; free space and run the same command "
+                               f"again") from None
         raise
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temp files of saves that a kill -9 interrupted (`.<name>.pt.*.tmp`, up to a checkpoint's size
+    each). Only safe while holding the folder (`edgessl.folder_lock`): a running save's temp file looks the same."""
+    stale = sorted(Path(folder).glob(".*.pt.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def load_edgessl_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -69,6 +86,12 @@ def load_encoder(path: str | Path, branch: str = "student") -> tuple[nn.Module, 
 
         apply_structure(model, info["pruned"], info["arch"])
     state = encoder_state(ckpt["model"], branch)
+    expected = model.state_dict()
+    wrong = next((k for k, v in state.items() if k in expected and v.shape != expected[k].shape), None)
+    if wrong is not None:
+        raise EdgeSSLError(f"'{path}': encoder weights do not fit encoder.arch={info['arch']} (first mismatch "
+                           f"'{wrong}': {tuple(state[wrong].shape)} stored, {tuple(expected[wrong].shape)} expected); "
+                           "was encoder.arch edited? use the checkpoint as `edgessl pretrain` wrote it")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         keys = ", ".join((missing or unexpected)[:3])

@@ -12,7 +12,10 @@ COLUMNS = ("epoch", "step", "loss", "loss_kind", "loss_ressl", "loss_distill", "
 
 
 class RunLog:
-    """Appends rows to `metrics.csv` and scalars to TensorBoard. Disabled (a no-op) on ranks other than 0."""
+    """Appends rows to `metrics.csv` and scalars to TensorBoard. Disabled (a no-op) on ranks other than 0.
+
+    On resume the CSV is cut back to the resumed step; without a checkpoint to resume it starts afresh, so a
+    restart never repeats rows."""
 
     def __init__(self, run_dir: Path, enabled: bool, resume_step: int | None = None) -> None:
         self.enabled = enabled
@@ -22,7 +25,7 @@ class RunLog:
             return
         if resume_step is not None and self.path.exists():
             self._truncate_after(resume_step)
-        if not self.path.exists():
+        if resume_step is None or not self.path.exists():  # nothing to resume: rows of a killed start are stale
             with self.path.open("w", newline="") as fh:
                 csv.writer(fh).writerow(COLUMNS)
         from torch.utils.tensorboard import SummaryWriter

@@ -33,6 +33,8 @@ from edgessl.errors import EdgeSSLError
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_classify
 from edgessl.evaluation.loading import eval_loader
+from edgessl.folder_lock import hold
+from edgessl.method.batchnorm import usable_splits
 from edgessl.method.distill import distillation_on
 from edgessl.method.ema import ema_momentum
 from edgessl.method.ressl import ReSSL
@@ -41,7 +43,8 @@ from edgessl.models.registry import build_backbone, check_arch, feature_dim, pro
 # Keys that may change when a run is resumed (they do not change what is being trained).
 RESUMABLE_CHANGES = ("output_dir", "data.root", "data.num_workers", "data.download", "train.epochs",
                      "train.max_steps", "train.device", "train.threads", "train.checkpoint_every",
-                     "train.knn_every", "train.log_every", "train.compile", "knn.batch_size", "dist.backend")
+                     "train.knn_every", "train.log_every", "train.compile", "knn.batch_size", "knn.bank_samples",
+                     "dist.backend")
 
 
 @dataclass
@@ -81,6 +84,14 @@ def check_resume_compatible(saved: dict, cfg: Config, path: Path) -> None:
                                f"restore it or set output_dir to a new folder")
 
 
+def _bn_group(cfg: Config, world: int, batch: int) -> int:
+    """Rows one BatchNorm call normalizes together with global batch `batch`: a process's rows (view pairs
+    stacked), divided into the teacher's split-BN groups on one process."""
+    rows = batch // world * cfg.data.view_pairs
+    split = cfg.ressl.batchnorm == "split" or (cfg.ressl.batchnorm == "auto" and world == 1)
+    return rows // usable_splits(rows, cfg.ressl.bn_splits) if split else rows
+
+
 def check_sizes(cfg: Config, world: int, n_train: int) -> None:
     """The batch/queue/world-size rules that must hold before the first step."""
     b = cfg.train.batch_size
@@ -98,6 +109,12 @@ def check_sizes(cfg: Config, world: int, n_train: int) -> None:
         if k % per_step:
             raise EdgeSSLError(f"{key}={k} is not a multiple of {unit}; "
                                f"use e.g. {key}={max(per_step, k // per_step * per_step)}")
+    if _bn_group(cfg, world, b) < 2:
+        smallest = next(n for n in range(world, 2**20, world) if _bn_group(cfg, world, n) >= 2)
+        raise EdgeSSLError(f"train.batch_size={b} leaves {_bn_group(cfg, world, b)} image(s) per BatchNorm group "
+                           f"({b // world} per process, ressl.bn_splits={cfg.ressl.bn_splits}); BatchNorm needs more "
+                           f"than 1 per process and split-BN group: use train.batch_size={smallest} or more, or lower "
+                           f"ressl.bn_splits")
     if n_train < b:
         raise EdgeSSLError(f"the training set has {n_train} images, fewer than one batch "
                            f"(train.batch_size={b}); lower the batch or add data")
@@ -141,11 +158,22 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+def agree_on_stop(first_bad: torch.Tensor, stop: bool) -> tuple[int, bool]:
+    """One all_reduce at a log step: the earliest step with a NaN/inf loss on any rank (-1 if none) and whether
+    any rank got a stop signal. Every rank gets the same answer, so all raise, stop or go on together (a rank
+    raising alone would leave the others hanging in their next collective)."""
+    never = torch.iinfo(torch.long).min
+    flags = torch.stack([torch.where(first_bad >= 0, -first_bad, never),
+                         torch.full_like(first_bad, int(stop))])
+    neg_bad, stop_any = D.all_reduce_max(flags).tolist()
+    return (-neg_bad if neg_bad != never else -1), bool(stop_any)
+
+
 class Trainer:
     """Holds one run's state; `fit()` trains it. Split out of `pretrain` so tests can drive single steps."""
 
     def __init__(self, cfg: Config, run_dir: Path | None = None, resume: bool | None = None) -> None:
-        R.init_distributed(cfg)
+        self.owns_group = R.init_distributed(cfg)
         self.cfg = cfg
         self.world, self.rank = D.world_size(), D.rank()
         self.device = R.resolve_device(cfg.train.device)
@@ -159,16 +187,17 @@ class Trainer:
 
         size = cfg.data.image_size
         small = cfg.data.small_size()
-        if cfg.data.batched_augment:  # loader workers only decode; all views are made on the device
-            load_size = round(size / EVAL_CROP_FRACTION) if cfg.data.format == "imagefolder" else None
-            self.train_set = build_dataset(cfg.data, "train", ToUint8Tensor(load_size))
-            self.augment = BatchedTwoViews(size, self.device, small_crops=cfg.data.small_crops, small_size=small,
-                                           teacher_view=cfg.data.teacher_view)
-        else:
-            self.train_set = build_dataset(cfg.data, "train", ressl_views(size, cfg.data.small_crops, small,
-                                                                              cfg.data.teacher_view,
-                                                                              cfg.data.view_pairs))
-            self.augment = None
+        with R.local_main_first(cfg.data.download):  # one download a node, not one a rank
+            if cfg.data.batched_augment:  # loader workers only decode; all views are made on the device
+                load_size = round(size / EVAL_CROP_FRACTION) if cfg.data.format == "imagefolder" else None
+                self.train_set = build_dataset(cfg.data, "train", ToUint8Tensor(load_size))
+                self.augment = BatchedTwoViews(size, self.device, small_crops=cfg.data.small_crops,
+                                               small_size=small, teacher_view=cfg.data.teacher_view)
+            else:
+                self.train_set = build_dataset(cfg.data, "train", ressl_views(size, cfg.data.small_crops, small,
+                                                                                  cfg.data.teacher_view,
+                                                                                  cfg.data.view_pairs))
+                self.augment = None
         check_sizes(cfg, self.world, len(self.train_set))
         self.local_batch = cfg.train.batch_size // self.world
         self.steps_per_epoch = len(self.train_set) // cfg.train.batch_size
@@ -245,7 +274,6 @@ class Trainer:
             "teacher": self.teacher_record,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": R.rng_state(),
             "metrics": {"knn_top1": {str(k): v for k, v in self.knn_history.items()}},
         }, self.run_dir / name)
 
@@ -266,27 +294,25 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.epoch, self.epoch_step = ckpt["step"], ckpt["epoch"], ckpt["epoch_step"]
-        self._resume_rng = ckpt["rng"] if self.epoch_step else None
         self.knn_history = {int(k): v for k, v in ckpt["metrics"]["knn_top1"].items()}
         if D.is_main():
             print(f"resuming {path}: epoch {self.epoch}, step {self.step}")
 
     # ----- kNN monitor -------------------------------------------------------------------------------------
     def knn(self) -> dict[str, float]:
-        """Weighted kNN top-1/top-5 of the student backbone (rank 0; other ranks wait)."""
-        result = {}
-        if D.is_main():
-            cfg = self.cfg
-            if self._knn_loaders is None:
-                self._knn_loaders = [eval_loader(cfg, split) for split in ("train", "test")]
-            backbone = self.model.core_student().backbone
-            was_training = backbone.training
-            feats = [extract_features(backbone, loader, self.device, amp=cfg.train.amp, progress=False)
-                     for loader in self._knn_loaders]
-            backbone.train(was_training)
-            result = knn_classify(*feats[0], *feats[1], k=cfg.knn.k, temperature=cfg.knn.temperature)
-        D.barrier()
-        return result
+        """Weighted kNN top-1/top-5 of the student backbone, the same on every rank. Each rank extracts the
+        features of its shard of the bank (`knn.bank_samples`) and of the test set on its device; the test features
+        are gathered and each rank ranks its bank shard (`knn_classify(sharded=True)`), so no rank does it all."""
+        cfg = self.cfg
+        if self._knn_loaders is None:
+            self._knn_loaders = [eval_loader(cfg, split, samples, shard=True, pin_memory=self.device.type == "cuda")
+                                 for split, samples in (("train", cfg.knn.bank_samples), ("test", 0))]
+        backbone = self.model.core_student().backbone
+        (bank, bank_labels), (test, test_labels) = (
+            extract_features(backbone, loader, self.device, amp=cfg.train.amp, progress=False, on_device=True)
+            for loader in self._knn_loaders)
+        return knn_classify(bank, bank_labels, D.all_gather_uneven(test), D.all_gather_uneven(test_labels),
+                            k=cfg.knn.k, temperature=cfg.knn.temperature, sharded=self.world > 1)
 
     def _log_knn(self, wall: float) -> float:
         res = self.knn()
@@ -302,9 +328,11 @@ class Trainer:
     def _loader(self, sampler: GlobalBatchSampler) -> DataLoader:
         gen = torch.Generator().manual_seed(R.epoch_seed(self.cfg.train.seed, self.epoch, self.rank))
         workers = self.cfg.data.num_workers
+        # at most ~8 batches in flight a rank (4 a worker with 2 workers, 1 with 8): prefetched batches sit in
+        # shared memory, and 8 ranks x 8 workers x 4 ImageNet batches would fill /dev/shm (README: GPU server)
         return DataLoader(self.train_set, batch_sampler=sampler, num_workers=workers, generator=gen,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
-                          prefetch_factor=4 if workers else None)
+                          prefetch_factor=max(1, 8 // workers) if workers else None)
 
     def _views(self, batch) -> tuple[torch.Tensor, ...]:
         """(strong, weak, *small) on the device, `data.view_pairs` draws of each stacked: made here from uint8
@@ -384,10 +412,6 @@ class Trainer:
     def _run_epoch(self, sampler: GlobalBatchSampler, stop: _StopFlag, start: float) -> bool:
         """Train one epoch (or its rest, after a mid-epoch resume); True if a signal asked to stop."""
         cfg = self.cfg
-        torch.manual_seed(R.epoch_seed(cfg.train.seed, self.epoch, self.rank))
-        if getattr(self, "_resume_rng", None) is not None:
-            R.set_rng_state(self._resume_rng)
-            self._resume_rng = None
         sampler.set_epoch(self.epoch, start=self.epoch_step)
         remaining = min(len(sampler), self.total_steps - self.step)
         bar = tqdm(total=remaining, desc=f"epoch {self.epoch + 1}/{cfg.train.epochs}", disable=not D.is_main(),
@@ -396,10 +420,14 @@ class Trainer:
         sums = torch.zeros(5, device=self.device)
         n_sum, t_log, seen, done = 0, time.time(), 0, 0
         self.model.train()
+        # a step's random draws (augmentation, also in the loader when it has no workers; teacher shuffles) come
+        # after seeding with its number, so they do not depend on where the run was resumed
+        R.seed_step(cfg.train.seed, self.step, self.rank)
         for batch, _ in self._loader(sampler):
             if self.step >= self.total_steps:
                 break
             out = self.train_step(*self._views(batch))
+            R.seed_step(cfg.train.seed, self.step, self.rank)  # the next step's draws, its batch's included
             loss = out.loss.detach()
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), self.step, first_bad)
             sums += torch.stack([loss.float(), out.pt_entropy.float(), out.key_cosine.float(),
@@ -409,18 +437,16 @@ class Trainer:
             done += 1  # counted here, not by the bar: it is disabled (n stays 0) on ranks other than 0
             bar.update(1)
             at_log = self.step % cfg.train.log_every == 0 or done == remaining
-            if D.world_size() == 1 and stop.raised:
-                return True
-            if not at_log:
+            if not at_log and not (D.world_size() == 1 and stop.raised):
                 continue
-            if D.world_size() > 1:  # agree on stopping: every rank must leave at the same step
-                flag = D.all_reduce_mean(torch.tensor([float(stop.raised)], device=self.device))
-                if flag.item() > 0:
-                    return True
-            if first_bad.item() >= 0:
-                raise EdgeSSLError(f"loss became NaN/inf at step {first_bad.item()} (epoch {self.epoch + 1}); "
-                                   f"lower optim.lr, set optim.grad_clip, or use train.amp=none; the last "
-                                   f"good checkpoint is {self.run_dir / 'last.pt'}")
+            bad_step, stop_now = agree_on_stop(first_bad, stop.raised)  # every rank leaves at the same step
+            if bad_step >= 0:
+                last = self.run_dir / "last.pt"
+                raise EdgeSSLError(f"loss became NaN/inf at step {bad_step} (epoch {self.epoch + 1}); "
+                                   f"lower optim.lr, set optim.grad_clip, or use train.amp=none; the last good "
+                                   f"checkpoint is {last if last.exists() else 'none (none was saved yet)'}")
+            if stop_now:
+                return True
             mean = D.all_reduce_mean(sums / n_sum).tolist()
             now = time.time()
             row = {"epoch": self.epoch + (self.epoch_step / self.steps_per_epoch), "step": self.step,
@@ -441,5 +467,19 @@ class Trainer:
 
 
 def pretrain(cfg: Config, run_dir: Path | None = None, resume: bool | None = None) -> RunResult:
-    """Pretrain with ReSSL as `cfg` says; resumes from `<run_dir>/last.pt` when it exists (unless resume=False)."""
-    return Trainer(cfg, run_dir, resume).fit()
+    """Pretrain with ReSSL as `cfg` says; resumes from `<run_dir>/last.pt` when it exists (unless resume=False).
+
+    The run folder is held (`edgessl.folder_lock`, rank 0) for the whole run, and temp files of saves that a
+    kill -9 interrupted are removed first."""
+    run_dir = Path(run_dir or cfg.output_dir or default_run_dir(cfg))
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, before the process group exists
+    with hold(run_dir, "output_dir", enabled=main):
+        stale = C.remove_stale_temps(run_dir) if main else []
+        if stale:
+            print(f"removed {len(stale)} temp file(s) of an interrupted save in {run_dir}")
+        trainer = Trainer(cfg, run_dir, resume)
+        try:
+            return trainer.fit()
+        finally:
+            if trainer.owns_group:
+                R.close_distributed()

@@ -17,6 +17,7 @@ from edgessl.evaluation.linear_probe import linear_probe
 from edgessl.evaluation.loading import eval_loader, load_trained_encoder
 
 EVAL_FILE = "eval.json"
+SAME_WEIGHTS = ("checkpoint", "epoch", "branch", "arch", "image_size", "data")  # what eval.json results must share
 
 
 def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | None = None,
@@ -25,7 +26,8 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     """kNN (k and temperature default to the recipe's `knn.*`) and/or linear-probe accuracy of a checkpoint.
 
     `path` is a run folder or a checkpoint file; `overrides` are `key=value` changes to its stored recipe
-    (e.g. data.root=..., train.device=cpu). Returns what it writes to `<checkpoint folder>/eval.json`.
+    (e.g. data.root=..., train.device=cpu). Returns this evaluation's results; `<checkpoint folder>/eval.json`
+    gets them merged with earlier results of the same weights (`_with_previous`).
     """
     from edgessl.data import num_classes
     from edgessl.engine.runtime import check_amp, resolve_device
@@ -37,7 +39,7 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     device = resolve_device(cfg.train.device)
     check_amp(cfg.train.amp, device)
     model = enc.model.to(device)
-    loaders = {split: eval_loader(cfg, split) for split in ("train", "test")}
+    loaders = {split: eval_loader(cfg, split, pin_memory=device.type == "cuda") for split in ("train", "test")}
     classes = num_classes(loaders["train"].dataset)
     # raw pooled features once: the probe uses them as they are, kNN normalizes them itself
     train, test = (extract_features(model, loaders[split], device, cfg.train.amp, progress, normalize=False)
@@ -49,10 +51,26 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     if knn:
-        result["knn"] = knn_classify(*train, *test, k=cfg.knn.k if k is None else k, num_classes=classes,
+        # ranked on the device (the GPU if any): on one CPU thread ImageNet takes hours (benchmarks/knn_monitor.py)
+        result["knn"] = knn_classify(train[0].to(device), train[1], *test, k=cfg.knn.k if k is None else k,
+                                     num_classes=classes,
                                      temperature=cfg.knn.temperature if temperature is None else temperature)
     if linear:
         result["linear"] = linear_probe(*train, *test, epochs=epochs, lr=lr, num_classes=classes, seed=cfg.train.seed,
                                         progress=progress)
-    enc.path.with_name(EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    out = enc.path.with_name(EVAL_FILE)
+    out.write_text(json.dumps(_with_previous(out, result), indent=2) + "\n")
     return result
+
+
+def _with_previous(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` plus the metrics an earlier eval of the same weights (checkpoint, epoch, branch, data) wrote and
+    this one did not recompute, each with the settings it was computed with: `eval --knn` then `eval --linear`
+    keeps both. Results of other weights are dropped, not mixed in."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return result
+    if not isinstance(old, dict) or any(old.get(key) != result[key] for key in SAME_WEIGHTS):
+        return result
+    return {**result, **{m: old[m] for m in ("knn", "linear") if m in old and m not in result}}

@@ -20,8 +20,10 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @torch.no_grad()
 def extract_features(model: nn.Module, loader: Iterable, device: str | torch.device, amp: str = "none",
-                     progress: bool = True, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `model` in eval mode over `loader` ((images, labels) batches) -> (float32 features, int64 labels) on CPU.
+                     progress: bool = True, normalize: bool = True, on_device: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run `model` in eval mode over `loader` ((images, labels) batches) -> (float32 features, int64 labels) on CPU,
+    or left on `device` with `on_device=True` (the pretraining kNN monitor ranks them there).
 
     `normalize=True` L2-normalizes each feature (kNN, cosine); the linear probe wants the raw pooled features.
     `amp` is "none", "bf16" or "fp16" (autocast on `device`); features are cast back to float32.
@@ -45,7 +47,8 @@ def extract_features(model: nn.Module, loader: Iterable, device: str | torch.dev
         model.train(was_training)
     if not feats:
         raise EdgeSSLError("no images to extract features from: the dataset split is empty")
-    return torch.cat(feats).cpu(), torch.cat(labels).cpu()
+    out = device if on_device else torch.device("cpu")
+    return torch.cat(feats).to(out), torch.cat(labels).to(out)
 
 
 def resolve_num_classes(train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int | None) -> int:

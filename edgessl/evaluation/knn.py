@@ -2,6 +2,8 @@
 
 Each test feature votes with its k most cosine-similar train features; a neighbour of class c adds
 exp(sim / T) to class c's score. Queries are processed in chunks so memory stays at chunk x N_train.
+Under torch.distributed the bank can be sharded: each rank ranks its own part and the k best candidates of all
+ranks are merged per chunk, so no rank ever holds the whole bank (the pretraining monitor on a GPU server).
 """
 
 from __future__ import annotations
@@ -9,42 +11,69 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from edgessl import distributed as D
 from edgessl.errors import EdgeSSLError
 from edgessl.evaluation.features import resolve_num_classes
+
+
+def nearest(queries: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, k: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` largest similarities of each query row to the bank rows and those rows' labels, (Q, k) each,
+    sorted; a bank smaller than `k` is padded with similarity -inf (weight 0) and label 0."""
+    sims, idx = (queries @ bank.T).topk(min(k, len(bank)), dim=1)
+    labels = bank_labels[idx]
+    if sims.shape[1] < k:
+        pad = k - sims.shape[1]
+        sims = F.pad(sims, (0, pad), value=float("-inf"))
+        labels = F.pad(labels, (0, pad), value=0)
+    return sims, labels
+
+
+def merge_ranks(sims: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's (Q, k) candidates for the same queries -> the k best of all of them, identical on each rank."""
+    world, q = D.world_size(), len(sims)
+    sims_all = D.all_gather_nograd(sims).view(world, q, k).transpose(0, 1).reshape(q, world * k)
+    labels_all = D.all_gather_nograd(labels).view(world, q, k).transpose(0, 1).reshape(q, world * k)
+    sims, pos = sims_all.topk(k, dim=1)
+    return sims, labels_all.gather(1, pos)
 
 
 @torch.no_grad()
 def knn_classify(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
                  test_labels: torch.Tensor, k: int = 200, temperature: float = 0.1, num_classes: int | None = None,
-                 chunk: int = 256) -> dict[str, float | int]:
+                 chunk: int = 256, sharded: bool = False) -> dict[str, float | int]:
     """Top-1/top-5 accuracy (percent) of weighted kNN; `k` is clipped to the bank size.
 
     Features are L2-normalized here (a no-op for already normalized ones), so sim is the cosine.
-    Runs on the device of `train_feats`.
+    Runs on the device of `train_feats`. `sharded=True` (under torch.distributed): `train_*` is this rank's part
+    of the bank, the test set is the same on every rank, and every rank returns the result for the whole bank.
     """
-    if len(train_feats) == 0 or len(test_feats) == 0:
-        raise EdgeSSLError("kNN needs at least one train and one test feature; the data split is empty")
     if temperature <= 0:
         raise EdgeSSLError(f"kNN temperature must be > 0; got {temperature}")
     device = train_feats.device
     bank = F.normalize(train_feats.float(), dim=1)
     bank_labels = train_labels.to(device, torch.int64)
     test_labels = test_labels.to(device, torch.int64)
-    num_classes = resolve_num_classes(bank_labels, test_labels, num_classes)
-    k = max(1, min(k, len(bank)))
+    every_label = D.all_gather_uneven(bank_labels) if sharded else bank_labels
+    if len(every_label) == 0 or len(test_feats) == 0:
+        raise EdgeSSLError("kNN needs at least one train and one test feature; the data split is empty")
+    num_classes = resolve_num_classes(every_label, test_labels, num_classes)
+    k = max(1, min(k, len(every_label)))
     top = min(5, num_classes)
-    correct1 = correct5 = 0
+    correct1 = correct5 = torch.zeros((), dtype=torch.int64, device=device)  # summed on the device: no sync a chunk
     for start in range(0, len(test_feats), chunk):
         queries = F.normalize(test_feats[start:start + chunk].to(device).float(), dim=1)
         targets = test_labels[start:start + chunk]
-        sims, idx = (queries @ bank.T).topk(k, dim=1)  # sorted, so sims[:, :1] is each row's maximum
+        sims, labels = nearest(queries, bank, bank_labels, k)  # sorted, so sims[:, :1] is each row's maximum
+        if sharded:
+            sims, labels = merge_ranks(sims, labels, k)
         # exp((s - s_max) / T) rescales a row's weights by one constant: same ranking, never overflows
         weights = ((sims - sims[:, :1]) / temperature).exp()
-        scores = torch.zeros(len(queries), num_classes, device=device).scatter_add_(1, bank_labels[idx], weights)
+        scores = torch.zeros(len(queries), num_classes, device=device).scatter_add_(1, labels, weights)
         pred = scores.topk(top, dim=1).indices
         hits = pred == targets[:, None]
-        correct1 += int(hits[:, 0].sum())
-        correct5 += int(hits.any(dim=1).sum())
+        correct1 = correct1 + hits[:, 0].sum()
+        correct5 = correct5 + hits.any(dim=1).sum()
     n = len(test_feats)
-    return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "k": k, "temperature": float(temperature),
-            "num_train": len(bank), "num_test": n}
+    return {"top1": 100.0 * int(correct1) / n, "top5": 100.0 * int(correct5) / n, "k": k, "temperature": float(temperature),
+            "num_train": len(every_label), "num_test": n}

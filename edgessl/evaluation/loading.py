@@ -59,12 +59,19 @@ def load_trained_encoder(path: str | Path, overrides: Sequence[str] = (), branch
     return LoadedEncoder(model, info, cfg, epoch, path)
 
 
-def eval_loader(cfg: Config, split: str, max_samples: int = 0) -> DataLoader:
+def eval_loader(cfg: Config, split: str, max_samples: int = 0, shard: bool = False,
+                pin_memory: bool = False) -> DataLoader:
     """Un-augmented, unshuffled batches of the labelled images of one split at the recipe's image size;
-    `max_samples` > 0 keeps a fixed class-balanced subset of that many (e.g. for a t-SNE plot)."""
+    `max_samples` > 0 keeps a fixed class-balanced subset of that many (e.g. for a t-SNE plot or the kNN
+    monitor's bank). `shard`: only this rank's contiguous part (`distributed.shard`), so the ranks' parts
+    gathered in rank order are the whole split. `pin_memory` for a CUDA consumer."""
+    from edgessl import distributed as D
     from edgessl.data import balanced_subset, build_dataset, eval_transform
 
     dataset = build_dataset(cfg.data, split, eval_transform(cfg.data.image_size), labelled=True)
     if 0 < max_samples < len(dataset):
         dataset = Subset(dataset, balanced_subset(dataset.targets, max_samples).tolist())
-    return DataLoader(dataset, batch_size=cfg.knn.batch_size, num_workers=cfg.data.num_workers, shuffle=False)
+    if shard:
+        dataset = Subset(dataset, list(D.shard(len(dataset))))
+    return DataLoader(dataset, batch_size=cfg.knn.batch_size, num_workers=cfg.data.num_workers, shuffle=False,
+                      pin_memory=pin_memory)

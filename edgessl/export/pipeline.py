@@ -20,7 +20,7 @@ import numpy as np
 
 from edgessl import __version__
 from edgessl.errors import EdgeSSLError
-from edgessl.export import PRECISIONS, Target, get_target, target_of
+from edgessl.export import PRECISIONS, TARGETS, Target, get_target, target_of
 from edgessl.export.check import Reference, latency_ms, measure, paired_latency_ms, reference, size_mb, torch_runner
 from edgessl.export.consumers import consumer_rows, resolve
 from edgessl.export.profiles import Profile
@@ -44,6 +44,34 @@ class Result:
     @property
     def passed(self) -> bool:
         return all(r.status == "pass" for r in self.rows)
+
+
+def check_tolerance(tolerance: float | None) -> None:
+    """`--tolerance`: a finite drop in points >= 0 (a negative one would fail a perfect artifact)."""
+    if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
+        raise EdgeSSLError(f"--tolerance must be a kNN top-1 drop in points >= 0 (e.g. 0.5); got {tolerance}")
+
+
+def _check_name(name: str, given: bool) -> None:
+    """Artifact base names are plain file names: `../x` would write outside --out."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        which = "--name" if given else "the recipe's name (set --name)"
+        raise EdgeSSLError(f"{which} {name!r} must be a plain file name (no '/' or '..'); the artifacts go into "
+                           "--out")
+
+
+def _read_artifact(target: Target, path: Path) -> dict[str, Any]:
+    """The artifact's metadata, after loading it once in its runtime: a damaged file is a one-line error."""
+    try:
+        meta = target.metadata(path)
+        target.load(path, 1)
+    except EdgeSSLError:
+        raise
+    except Exception as exc:  # each runtime raises its own types (protobuf, RuntimeError, ValueError)
+        text = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise EdgeSSLError(f"'{path}' is not a readable {target.name} artifact ({text}); re-export it with "
+                           "`edgessl export`") from None
+    return meta
 
 
 def _encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
@@ -199,6 +227,11 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     `name` is the artifacts' base name (default: the recipe's name); `consumers` the other runtimes each
     artifact is also checked in (`edgessl.export.consumers.resolve`), as extra rows after the targets' rows.
     """
+    if not targets:
+        raise EdgeSSLError(f"--target is empty; choose one or more of: {', '.join(TARGETS)}")
+    check_tolerance(tolerance)
+    if name is not None:
+        _check_name(name, True)
     chosen = [get_target(name) for name in targets]
     for precision in precisions:
         if precision not in PRECISIONS:
@@ -208,6 +241,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     users = resolve(consumers, [t.name for t in chosen], log)
     enc = _encoder(checkpoint, overrides)
     name = name or enc.cfg.name
+    _check_name(name, False)
     out = Path(out_dir)
     _refuse_other_export(out / f"{name}_benchmark.json", enc.path)
     arch, size = enc.info["arch"], enc.cfg.data.image_size
@@ -285,13 +319,14 @@ def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, o
 
     `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it; `consumers` adds
     a row per other runtime the artifact is also run in (`edgessl.export.consumers.resolve`)."""
+    check_tolerance(tolerance)
     path = Path(artifact)
     if not path.is_file():
         raise EdgeSSLError(f"artifact '{path}' not found")
     target = target_of(path)
     target.require()
     users = resolve(consumers, [target.name])
-    meta = target.metadata(path)
+    meta = _read_artifact(target, path)
     source = checkpoint or meta.get("checkpoint")
     if not source:
         raise EdgeSSLError(f"'{path}' has no edgessl metadata naming its checkpoint; pass --checkpoint PATH")

@@ -139,7 +139,7 @@ class ReSSL(nn.Module):
                 relation, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
                 loss = loss + (1 - infonce_weight) * relation / len(targets)
         else:
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(z_t.device.type, enabled=False):
                 p_t = F.softmax(z_t @ queue.T / self.tau_t, dim=1)
         if infonce_weight > 0:
             for target in targets:

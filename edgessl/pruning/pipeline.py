@@ -24,6 +24,7 @@ from edgessl.config import Config
 from edgessl.engine.checkpoint import FORMAT_VERSION, load_edgessl_checkpoint, load_encoder, save_atomic
 from edgessl.errors import EdgeSSLError
 from edgessl.evaluation.loading import CHECKPOINT_NAME, LoadedEncoder, checkpoint_path, load_trained_encoder
+from edgessl.folder_lock import hold
 from edgessl.pruning.prune import check_settings, prune_to_target, require_torch_pruning
 from edgessl.pruning.recover import recovery_config
 from edgessl.pruning.report import REPORT_NAME, Stage, knn_top1, markdown, write_report
@@ -114,10 +115,16 @@ def prune_checkpoint(checkpoint: str | Path, macs: float | None = None, params: 
         raise EdgeSSLError(f"'{path}' is already pruned; prune the original (unpruned) checkpoint with the "
                            "smaller target instead")
     out = Path(out) if out else default_out(path, macs, params)
-    out.mkdir(parents=True, exist_ok=True)
-    pruned_path = out / PRUNED_NAME
     settings = {"source": str(path.resolve()), "importance": importance, "macs": macs, "params": params,
                 "keep_stem": keep_stem, "keep_embedding": keep_embedding, "round_to": round_to}
+    with hold(out, "--out"):  # one prune at a time per folder (its recovery run holds it again)
+        return _prune_and_recover(enc, path, out, settings, recover_epochs, overrides, log)
+
+
+def _prune_and_recover(enc: LoadedEncoder, path: Path, out: Path, settings: dict[str, Any], recover_epochs: int,
+                       overrides: Sequence[str], log: Callable[[str], None]) -> PruneResult:
+    """`prune_checkpoint` in the held output folder: prune (or reuse pruned.pt), recover, report."""
+    pruned_path = out / PRUNED_NAME
     if pruned_path.exists():
         log(f"reusing {pruned_path}")
         stages = _reuse(pruned_path, settings)

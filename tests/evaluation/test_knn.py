@@ -60,3 +60,36 @@ def test_unlabelled_items_are_refused():
     feats = torch.eye(3)
     with pytest.raises(EdgeSSLError, match="unlabelled"):
         knn_classify(feats, torch.tensor([0, -1, 1]), feats, torch.tensor([0, 1, 1]))
+
+
+def _sharded_knn_worker(rank: int, world: int, feats: list[torch.Tensor], run_dir: str) -> dict:
+    """This rank's kNN on its shard of a bank (k larger than a shard) and the trainer's monitor."""
+    from edgessl import distributed as D
+    from edgessl.engine.trainer import Trainer
+    from tests.tiny_run import tiny
+
+    train, train_y, test, test_y = feats
+    mine, queries = D.shard(len(train)), D.shard(len(test))
+    gathered = D.all_gather_uneven(test[queries]), D.all_gather_uneven(test_y[queries])
+    assert torch.equal(gathered[0], test)  # the ranks' shards in rank order are the whole split
+    sharded = knn_classify(train[mine], train_y[mine], *gathered, k=25, chunk=6, sharded=True)
+    monitor = Trainer(tiny(run_dir, "knn.bank_samples=40")).knn()
+    return {"sharded": sharded, "monitor": monitor}
+
+
+@pytest.mark.slow
+def test_distributed_knn_equals_single_process_knn(tmp_path):
+    from edgessl.engine.trainer import Trainer
+    from tests.gloo import run_gloo
+    from tests.tiny_run import tiny
+
+    gen = torch.Generator().manual_seed(3)
+    feats = [torch.randn(37, 8, generator=gen), torch.randint(0, 5, (37,), generator=gen),
+             torch.randn(23, 8, generator=gen), torch.randint(0, 5, (23,), generator=gen)]
+    ranks = run_gloo(_sharded_knn_worker, 2, feats, str(tmp_path / "dist"))
+    single = knn_classify(*feats, k=25, chunk=6)
+    assert 0 < single["top1"] < 100  # not a trivial case
+    assert ranks[0]["sharded"] == ranks[1]["sharded"] == single
+    monitor = Trainer(tiny(tmp_path / "single", "knn.bank_samples=40")).knn()
+    assert ranks[0]["monitor"] == ranks[1]["monitor"] == monitor
+    assert monitor["num_train"] == 40 and monitor["num_test"] == 32

@@ -57,3 +57,17 @@ def test_infonce_positive_first():
 
 def test_entropy_of_uniform_is_log_k():
     assert math.isclose(entropy(torch.full((3, 64), 1 / 64)).item(), math.log(64), rel_tol=1e-6)
+
+
+def test_losses_stay_float32_under_autocast():
+    gen = torch.Generator().manual_seed(0)
+    z_s, z_t, queue = (F.normalize(torch.randn(n, 32, generator=gen), dim=1) for n in (8, 8, 64))
+    exact, p_exact = relation_loss(z_s, z_t, queue, 0.1, 0.04)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, p_t = relation_loss(z_s, z_t, queue, 0.1, 0.04)
+        nce = infonce_loss(z_s, z_t, queue, 0.1)
+        undone, _ = relation_loss.__wrapped__(z_s, z_t, queue, 0.1, 0.04)  # `.float()` alone, as before
+    assert loss.dtype == p_t.dtype == nce.dtype == torch.float32
+    assert torch.equal(loss, exact) and torch.equal(p_t, p_exact)
+    assert torch.equal(nce, infonce_loss(z_s, z_t, queue, 0.1))
+    assert not torch.equal(undone, exact)  # autocast had cast the matmuls back to bf16

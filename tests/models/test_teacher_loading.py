@@ -138,7 +138,7 @@ def test_projector_embedding_needs_a_projector_and_pickles_are_refused(tmp_path)
     torch.save(_cifar_torchvision_resnet18().state_dict(), tmp_path / "tv.pt")
     _one_line_error(_teacher(tmp_path / "tv.pt", embedding="projector"), "has no projector", "teacher.embedding=pooled")
     torch.save({"state_dict": {}, "args": TeacherConfig()}, tmp_path / "pickled.pt")  # arbitrary object: not weights
-    _one_line_error(_teacher(tmp_path / "pickled.pt"), "not a readable PyTorch checkpoint")
+    _one_line_error(_teacher(tmp_path / "pickled.pt"), "is not a plain-weights checkpoint (it would run code")
 
 
 def test_edgessl_projector_with_input_norm_and_output_bn(tmp_path):
