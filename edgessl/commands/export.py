@@ -11,6 +11,8 @@ quantized with the scale/zero point in its metadata), batch 1, and record
 mean/std in their metadata and model card (<file>.md). int8 is post-training quantization calibrated on the
 recipe's training images with the eval transform. Each artifact then runs in its runtime on the recipe's data:
 cosine to PyTorch fp32 embeddings, kNN top-1 and its drop, batch-1 latency, size -> <out>/<name>_benchmark.md/.json.
+ONNX artifacts are also run in OpenCV DNN when it is installed (--consumers): a row that disagrees with ONNX
+Runtime on the same file fails.
 Defaults per target (opset, quantization settings, threads, calibration size, tolerance) live in export/<target>.yaml.
 """
 
@@ -38,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="artifacts' base name: <out>/<name>_int8.onnx, ... (default: the recipe's name); an export "
                         "of another checkpoint under the same name in --out is refused, not overwritten")
     p.add_argument("--profiles", default=None, help="folder of <target>.yaml profiles (default: the repo's export/)")
+    p.add_argument("--consumers", default="auto",
+                   help="other runtimes to also run each artifact in, as extra table rows: opencv (ONNX in OpenCV "
+                        "DNN), none, or auto (default: the installed ones; pip install 'edgessl[consumers]')")
 
 
 def newest_checkpoint(root: str = "runs") -> str:
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     with hold(args.out, "--out"):  # one export at a time per folder
         result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
                                    tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
-                                   name=args.name)
+                                   name=args.name, consumers=args.consumers)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
     return 0 if result.passed else 1

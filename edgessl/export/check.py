@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +59,11 @@ def _knn(runner: Runner, loaders: Sequence[Iterable], k: int, temperature: float
         return torch.from_numpy(np.asarray(runner(np.asarray(images, dtype=np.float32))))
 
     return knn_top1(as_torch, loaders, k=k, temperature=temperature)
+
+
+def embeddings(runner: Runner, batches: Iterable) -> np.ndarray:
+    """A runner's embeddings of one loader's images, in order (no kNN)."""
+    return np.concatenate([np.asarray(runner(np.asarray(images, dtype=np.float32))) for images, _ in batches])
 
 
 def reference(model: nn.Module, train: Iterable, test: Iterable, k: int, temperature: float) -> Reference:
@@ -107,6 +112,7 @@ class Measurement:
     knn_top1: float
     knn_delta: float  # points, artifact minus PyTorch fp32 (negative = lost accuracy)
     latency_ms: float
+    test_feats: np.ndarray | None = field(default=None, repr=False)  # its test embeddings (consumer checks)
 
 
 def measure(runner: Runner, ref: Reference, train: Iterable, test: Iterable, image: np.ndarray, warmup: int,
@@ -116,4 +122,4 @@ def measure(runner: Runner, ref: Reference, train: Iterable, test: Iterable, ima
     cos = cosine(result.test[0].numpy(), ref.test_feats)
     top1 = result.top1
     return Measurement(float(cos.mean()), float(cos.min()), top1, top1 - ref.knn_top1,
-                       latency_ms(runner, image, warmup, runs))
+                       latency_ms(runner, image, warmup, runs), result.test[0].numpy())

@@ -13,7 +13,7 @@ from typing import Any
 
 # distributions whose versions decide whether an exported file loads and matches (installed ones are listed)
 RUNTIME_PACKAGES = ("edgessl", "torch", "torchvision", "timm", "onnx", "onnxruntime", "openvino", "nncf",
-                    "ai-edge-litert", "litert-torch")
+                    "ai-edge-litert", "litert-torch", "opencv-python-headless")
 
 
 def recipe_hash(config: dict[str, Any]) -> str:

@@ -1,4 +1,9 @@
-"""ONNX: `torch.onnx.export` (dynamo exporter), int8 by ONNX Runtime static quantization, run by onnxruntime.
+"""ONNX: `torch.onnx.export`, made portable, int8 by ONNX Runtime static quantization, run by onnxruntime.
+
+The profile picks the exporter (`dynamo`, the maintained one, or the deprecated `torchscript`) and the opset; the
+exported graph is then rewritten to the form every consumer runs correctly (`edgessl.export.onnx_graph`), and
+exporter, opset, producer and rewrites are recorded in the metadata and model card. `edgessl.export.consumers`
+checks the result in OpenCV DNN.
 
 int8 is QDQ (QuantizeLinear/DequantizeLinear around each quantized op) after `quant_pre_process` (shape inference
 and graph fusions), calibrated on the given images. U8S8 (uint8 activations, int8 weights) is the default: it is
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgessl.errors import EdgeSSLError
 from edgessl.export.base import METADATA_KEY, Runner, Target, conversion_error, dumps, loads, loop_batch
 from edgessl.export.profiles import Profile
 
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 INPUT, OUTPUT = "input", "embedding"
+EXPORTERS = ("dynamo", "torchscript")
 
 
 def _session(path: Path, threads: int, profile_dir: Path | None = None) -> Any:
@@ -44,7 +51,7 @@ class OnnxTarget(Target):
     suffix = ".onnx"
     runtime = "onnxruntime"
     packages = {"onnx": "onnx==1.23.2", "onnxscript": "onnxscript==0.7.2", "onnxruntime": "onnxruntime==1.32.0"}
-    options = {"opset": 18}
+    options = {"opset": 18, "exporter": "dynamo"}
     quantization = {"format": "qdq", "activation": "uint8", "weight": "int8", "per_channel": True,
                     "method": "minmax", "keep_float": []}
     choices = {"format": ("qdq", "qoperator"), "activation": ("uint8", "int8"), "weight": ("uint8", "int8"),
@@ -55,17 +62,31 @@ class OnnxTarget(Target):
         import onnx
         import torch
 
+        from edgessl.export.onnx_graph import make_portable
+
+        exporter, opset = profile.options["exporter"], profile.options["opset"]
+        if exporter not in EXPORTERS:
+            raise EdgeSSLError(f"onnx profile: 'exporter' must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
+        dynamo = {"report": False} if exporter == "dynamo" else {}
         with tempfile.TemporaryDirectory(prefix="edgessl-onnx-") as tmp:
             graph = Path(tmp) / "fp32.onnx"
             try:
                 torch.onnx.export(model, (torch.from_numpy(example),), str(graph), input_names=[INPUT],
-                                  output_names=[OUTPUT], opset_version=profile.options["opset"], dynamo=True,
-                                  verbose=False, report=False)
+                                  output_names=[OUTPUT], opset_version=opset, dynamo=exporter == "dynamo",
+                                  verbose=False, **dynamo)
             except Exception as exc:  # exporter errors have many types; all mean "cannot convert"
                 raise conversion_error(self.name, exc) from None
+            proto = onnx.load(str(graph))
+            rewrites = make_portable(proto)
+            producer = f"{proto.producer_name} {proto.producer_version}"
+            opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+            onnx.save(proto, str(graph))
             if calib is not None:
                 graph = self._quantize(graph, Path(tmp), profile.quantization, calib)
-            proto = onnx.load(str(graph))
+                proto = onnx.load(str(graph))
+                rewrites += [f"after quantization: {r}" for r in make_portable(proto)]
+            meta = {**meta, "exporter": f"torch.onnx ({exporter})", "opset": opset, "producer": producer,
+                    "rewrites": rewrites}
             onnx.helper.set_model_props(proto, {METADATA_KEY: dumps(meta)})
             onnx.save(proto, str(path))
 

@@ -23,6 +23,7 @@ from edgessl.checkpoint import RunFolder
 from edgessl.errors import EdgeSSLError
 from edgessl.export import PRECISIONS, TARGETS, Target, get_target, target_of
 from edgessl.export.check import Reference, latency_ms, measure, paired_latency_ms, reference, size_mb, torch_runner
+from edgessl.export.consumers import consumer_rows, resolve
 from edgessl.export.profiles import Profile
 from edgessl.export.table import Row, status, write_table
 
@@ -127,15 +128,19 @@ def _metadata(enc: LoadedEncoder, target: Target, precision: str, profile: Profi
     return meta
 
 
-def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row) -> None:
+def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row, consumers: Sequence[Row] = ()) -> None:
     """The model card beside an artifact (`<file>.md`)."""
     from edgessl.export.model_card import write_model_card
     from edgessl.methods import describe
 
     export = {k: meta[k] for k in ("target", "precision", "layout", "input_shape", "input") if k in meta}
     export.update({k: meta[k] for k in ("quantization", "calibration_images", "input_quantization",
-                                        "output_quantization") if k in meta})
+                                        "output_quantization", "exporter", "opset", "producer", "rewrites")
+                   if k in meta})
     export.update(file=row.file, runtime=row.runtime)
+    if consumers:
+        export["consumer_checks"] = {r.runtime: f"{r.status}: cosine {r.cosine_mean:.5f} to PyTorch, kNN "
+                                                f"{r.knn_delta:+.2f} pt; {r.note}" for r in consumers}
     metrics = {"knn_top1": row.knn_top1, "knn_delta_vs_pytorch_pt": row.knn_delta, "cosine_mean": row.cosine_mean,
                "cosine_min": row.cosine_min, f"latency_ms_batch1_{row.threads}_threads": row.latency_ms}
     write_model_card(path.with_name(path.name + ".md"),
@@ -217,12 +222,13 @@ def _pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads:
 
 def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions: Sequence[str], out_dir: str | Path,
                       calib: int | None = None, tolerance: float | None = None, overrides: Sequence[str] = (),
-                      profiles: str | Path | None = None, name: str | None = None,
+                      profiles: str | Path | None = None, name: str | None = None, consumers: str = "auto",
                       log: Callable[[str], None] = print) -> Result:
     """Export `checkpoint`'s encoder to each target in each precision, check every artifact, write the table.
 
     `calib`/`tolerance` override the profiles'; `overrides` are recipe `key=value` changes (e.g. data.root=...);
-    `name` is the artifacts' base name (default: the recipe's name).
+    `name` is the artifacts' base name (default: the recipe's name); `consumers` the other runtimes each
+    artifact is also checked in (`edgessl.export.consumers.resolve`), as extra rows after the targets' rows.
     """
     if not targets:
         raise EdgeSSLError(f"--target is empty; choose one or more of: {', '.join(TARGETS)}")
@@ -235,6 +241,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
             raise EdgeSSLError(f"unknown precision '{precision}'; choose from: {', '.join(PRECISIONS)}")
     for target in chosen:
         target.require()
+    users = resolve(consumers, [t.name for t in chosen], log)
     enc = _encoder(checkpoint, overrides)
     name = name or enc.cfg.name
     _check_name(name, False)
@@ -258,6 +265,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     first = min(resolved.values(), key=lambda p: p.threads)
     rows = [_pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
     paths: dict[tuple[str, str], Path] = {}
+    extra: list[Row] = []  # consumer rows, after every target's rows (the speed-up pairs fp32/int8 by target)
     for target in chosen:
         profile = resolved[target.name]
         for precision in precisions:
@@ -268,13 +276,20 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
                 meta = _metadata(enc, target, precision, profile, n)
                 target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
                 row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name])
-                _card(stage, enc, {**meta, **target.metadata(stage)}, row)
+                checked = consumer_rows(users, target, precision, stage, profile, ref, loaders, image,
+                                        tols[target.name], row)
+                _card(stage, enc, {**meta, **target.metadata(stage)}, row, checked)
                 _publish(Path(tmp), out, stage)
             paths[(target.name, precision)] = out / stage.name
             rows.append(row)
             log(f"[{target.name} {precision}] {row.status}: kNN {row.knn_top1:.2f}% ({row.knn_delta:+.2f} pt), "
                 f"cosine {row.cosine_mean:.5f}, {row.latency_ms:.3f} ms -> {out / stage.name}")
+            for c in checked:
+                log(f"[{target.name} {precision} in {c.runtime}] {c.status}: kNN {c.knn_top1:.2f}% "
+                    f"({c.knn_delta:+.2f} pt), cosine {c.cosine_mean:.5f}; {c.note}")
+            extra += checked
     _speedups(rows, paths, resolved, image)
+    rows += extra
     stem = out / f"{name}_benchmark"
     uniform = set(tols.values())
     header = _header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
@@ -302,16 +317,18 @@ def data_overrides(data: str, recipe_format: str) -> list[str]:
 
 def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, overrides: Sequence[str] = (),
                    tolerance: float | None = None, profiles: str | Path | None = None,
-                   data: str | None = None) -> Result:
+                   data: str | None = None, consumers: str = "") -> Result:
     """Re-run the on-device check of one exported artifact; the table goes beside it (`<file>.check.md/json`).
 
-    `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it."""
+    `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it; `consumers` adds
+    a row per other runtime the artifact is also run in (`edgessl.export.consumers.resolve`)."""
     check_tolerance(tolerance)
     path = Path(artifact)
     if not path.is_file():
         raise EdgeSSLError(f"artifact '{path}' not found")
     target = target_of(path)
     target.require()
+    users = resolve(consumers, [target.name])
     meta = _read_artifact(target, path)
     source = checkpoint or meta.get("checkpoint")
     if not source:
@@ -327,7 +344,8 @@ def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, o
     ref = reference(enc.model, *loaders, enc.cfg.knn.k, enc.cfg.knn.temperature)
     image = _first_image(loaders)
     row = _artifact_row(target, meta.get("precision", "?"), path, profile, ref, loaders, image, tol)
-    rows = [_pytorch_row(enc, ref, image, profile.threads, profile.warmup, profile.runs), row]
+    rows = [_pytorch_row(enc, ref, image, profile.threads, profile.warmup, profile.runs), row,
+            *consumer_rows(users, target, row.precision, path, profile, ref, loaders, image, tol, row)]
     md_path, json_path = path.with_name(path.name + ".check.md"), path.with_name(path.name + ".check.json")
     md = write_table(rows, _header(enc, ref, tol), md_path, json_path)
     return Result(rows, md, md_path, json_path)

@@ -112,11 +112,12 @@ def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Expo
     Every artifact is made to miss its tolerance (the tolerance test answers "fail"; a negative --tolerance is
     refused), so the same run also shows that a failed tolerance gives exit code 1 while all artifacts and the
     table are still written."""
-    from edgessl.export import pipeline
+    from edgessl.export import consumers, pipeline
 
     out = tmp_path_factory.mktemp("exported")
     with pytest.MonkeyPatch.context() as patch, pytest.warns(CalibrationWarning, match=f"only {CALIB} images"):
-        patch.setattr(pipeline, "status", lambda knn_delta, tolerance: "fail")
+        for module in (pipeline, consumers):  # the targets' rows and the consumer rows
+            patch.setattr(module, "status", lambda knn_delta, tolerance: "fail")
         code = cli("export", str(checkpoint), "--out", str(out), "--calib", str(CALIB))
     return Exported(code, out, json.loads((out / "tiny_benchmark.json").read_text()),
                     json.loads((checkpoint.parent / RunFolder.EXPORT_TABLE).read_text()))

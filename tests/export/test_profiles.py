@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgessl.errors import EdgeSSLError
@@ -32,7 +33,13 @@ def test_architecture_overrides_apply_to_that_architecture_only(tmp_path: Path) 
     other = TARGETS["onnx"].profile("resnet18", d)
     assert lite.quantization["method"] == "percentile" and lite.quantization["keep_float"] == ["Mul"]
     assert other.quantization["method"] == "entropy" and other.threads == 2
-    assert other.options == {"opset": 18} and other.calibration == 300  # defaults fill what the file omits
+    assert other.options == {"opset": 18, "exporter": "dynamo"} and other.calibration == 300  # defaults fill the rest
+
+
+def test_unknown_onnx_exporter_is_a_one_line_error(tmp_path: Path) -> None:
+    profile = TARGETS["onnx"].profile("mobilenetv3_small_100", _write(tmp_path, "exporter: jit\n"))
+    with pytest.raises(EdgeSSLError, match="'exporter' must be one of dynamo, torchscript; got 'jit'"):
+        TARGETS["onnx"].export(None, np.zeros((1, 3, 8, 8), np.float32), tmp_path / "x.onnx", profile, {})
 
 
 @pytest.mark.parametrize("text, message", [

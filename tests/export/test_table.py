@@ -8,9 +8,13 @@ import pytest
 
 from edgessl.export import TARGETS
 from edgessl.export.check import paired_latency_ms
+from edgessl.export.consumers import CONSUMERS
 from edgessl.export.table import COLUMNS, Row, markdown, status
 
 from .conftest import Exported
+
+# with OpenCV installed, the ONNX artifacts also get an OpenCV DNN row each, after every target's rows
+CONSUMER_ROWS = [("onnx", p) for p in ("fp32", "int8")] if CONSUMERS["opencv"].installed() else []
 
 
 def test_status_is_the_tolerance_on_the_knn_drop() -> None:
@@ -31,11 +35,12 @@ def test_table_json_has_every_column(exported: Exported) -> None:
     table = exported.table
     assert table["columns"] == list(COLUMNS)
     assert [(r["target"], r["precision"]) for r in table["rows"]] == [("pytorch", "fp32")] + [
-        (t, p) for t in TARGETS for p in ("fp32", "int8")]
+        (t, p) for t in TARGETS for p in ("fp32", "int8")] + CONSUMER_ROWS
+    assert all(r["runtime"].startswith("opencv ") for r in table["rows"][1 + 2 * len(TARGETS):])
     for row in table["rows"]:
         assert set(row) == set(COLUMNS)
         assert all(row[c] is not None for c in COLUMNS if c not in ("speedup", "note"))
-    assert all(r["speedup"] > 0 for r in table["rows"] if r["precision"] == "int8")
+    assert all(r["speedup"] > 0 for r in table["rows"] if r["precision"] == "int8" and "opencv" not in r["runtime"])
     assert table["reference"]["num_test"] == 100 and table["arch"] == "mobilenetv3_small_100"
     md = (exported.out / "tiny_benchmark.md").read_text()
     assert md.count("\n| ") == 1 + len(table["rows"]) and "Δ top-1 (pt)" in md
@@ -44,13 +49,14 @@ def test_table_json_has_every_column(exported: Exported) -> None:
 @pytest.mark.slow
 def test_forced_tolerance_failure_exits_nonzero(exported: Exported) -> None:
     assert exported.code == 1  # the fixture makes every artifact miss its tolerance
-    assert [r["status"] for r in exported.table["rows"]] == ["pass"] + ["fail"] * 6  # the PyTorch row is the reference
+    statuses = [r["status"] for r in exported.table["rows"]]
+    assert statuses == ["pass"] + ["fail"] * (6 + len(CONSUMER_ROWS))  # the PyTorch row is the reference
 
 
 @pytest.mark.slow
 def test_int8_not_faster_is_explained(exported: Exported) -> None:
     for row in exported.table["rows"]:
-        if row["precision"] == "int8" and row["speedup"] < 1.05:
+        if row["precision"] == "int8" and row["speedup"] is not None and row["speedup"] < 1.05:
             assert row["note"].startswith("int8 ") and "fp32" in row["note"]
 
 

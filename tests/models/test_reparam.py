@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgessl.engine.checkpoint import FORMAT_VERSION, load_encoder, save_atomic
+from edgessl.checkpoint import Checkpoint
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.models.registry import build_backbone
 from edgessl.models.reparam import inference_form, is_reparameterizable
 
@@ -56,8 +57,8 @@ def test_checkpoint_loads_fused_and_exports_without_branches(tmp_path):
     arch = "mobileone_s0"
     model = trained_like(arch)
     path = tmp_path / "last.pt"
-    save_atomic({"edgessl": FORMAT_VERSION, "encoder": {"arch": arch, "stem_stride": 1},
-                 "model": {f"student.backbone.{k}": v for k, v in model.state_dict().items()}}, path)
+    Checkpoint(config={}, encoder={"arch": arch, "stem_stride": 1},
+               model={f"student.backbone.{k}": v for k, v in model.state_dict().items()}).save(path)
     loaded, _ = load_encoder(path)
     x = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():

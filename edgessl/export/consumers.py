@@ -1,0 +1,120 @@
+"""Consumer checks: run an exported artifact in a runtime boards use besides the target's own (OpenCV DNN).
+
+An artifact can load and run in another runtime without a warning and still give wrong embeddings (OpenCV 5.1.0
+on the dynamo exporter's MobileNetV3 graph: cosine 0.57 to PyTorch; see `edgessl.export.onnx_graph`). A consumer
+row is measured like any runtime row (cosine to PyTorch, kNN top-1 and its change, latency) and is compared with
+the artifact's own runtime: a cosine mean to PyTorch more than `AGREE` below the runtime's fails the row, with a
+one-line note naming the consumer, whatever the kNN says. (Not the cosine to the runtime's own embeddings: on a
+trained int8 MobileNetV3 OpenCV and ONNX Runtime were both 0.98951 to PyTorch, kNN 0.04 pt apart, yet only 0.998
+to each other, as they round requantization differently; that cosine goes in the row's note.)
+
+Consumers are optional packages (`pip install 'edgessl[consumers]'`): `--consumers auto` (export's default) uses
+the installed ones and logs the others as skipped; naming a missing one is an error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.errors import EdgeSSLError
+from edgessl.export.base import Runner, Target, loop_batch
+from edgessl.export.check import Reference, cosine, embeddings, measure
+from edgessl.export.profiles import Profile
+from edgessl.export.table import Row, status
+
+AGREE = 0.001  # max drop of a consumer's cosine mean to PyTorch below the target runtime's on the same artifact
+
+
+def _opencv(path: Path, threads: int) -> Runner:
+    import cv2
+
+    cv2.setNumThreads(threads)
+    net = cv2.dnn.readNetFromONNX(str(path))
+
+    def run_one(x: np.ndarray) -> np.ndarray:
+        net.setInput(x)
+        return net.forward()
+
+    return loop_batch(run_one)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A runtime that loads some targets' artifacts: how to find, name and run it."""
+
+    name: str  # the --consumers value
+    module: str  # importable module
+    distribution: str  # pip distribution (its version goes in the runtime column)
+    requirement: str  # what to pip install
+    targets: tuple[str, ...]  # target names whose artifacts it reads
+    load: Callable[[Path, int], Runner]
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def runtime(self) -> str:
+        return f"{self.name} {metadata.version(self.distribution)}"
+
+
+CONSUMERS: dict[str, Consumer] = {
+    "opencv": Consumer("opencv", "cv2", "opencv-python-headless", "opencv-python-headless==5.1.0.95", ("onnx",),
+                       _opencv),
+}
+
+
+def resolve(spec: str, targets: Sequence[str], log: Callable[[str], None] = print) -> list[Consumer]:
+    """`--consumers` for artifacts of `targets`: "auto" = every installed consumer (missing ones logged), "none"
+    or "" = none, else a comma-separated list of consumers that must be installed and read one of `targets`."""
+    if spec in ("", "none"):
+        return []
+    if spec == "auto":
+        for c in CONSUMERS.values():
+            if not c.installed() and set(c.targets) & set(targets):
+                log(f"consumer check '{c.name}' skipped: {c.requirement} is not installed "
+                    "(pip install 'edgessl[consumers]')")
+        return [c for c in CONSUMERS.values() if c.installed()]
+    chosen = []
+    for name in (n.strip() for n in spec.split(",") if n.strip()):
+        if name not in CONSUMERS:
+            raise EdgeSSLError(f"unknown consumer '{name}' in --consumers; choose from: auto, none, "
+                               f"{', '.join(CONSUMERS)}")
+        if not CONSUMERS[name].installed():
+            raise EdgeSSLError(f"consumer '{name}' needs {CONSUMERS[name].requirement}: pip install "
+                               f"'{CONSUMERS[name].requirement}' (or pip install 'edgessl[consumers]')")
+        if not set(CONSUMERS[name].targets) & set(targets):
+            raise EdgeSSLError(f"consumer '{name}' reads {', '.join(CONSUMERS[name].targets)} artifacts, not "
+                               f"{', '.join(targets)}; drop --consumers {name} or export --target onnx")
+        chosen.append(CONSUMERS[name])
+    return chosen
+
+
+def consumer_rows(consumers: Sequence[Consumer], target: Target, precision: str, path: Path, profile: Profile,
+                  ref: Reference, loaders: tuple[Iterable, Iterable], image: np.ndarray, tolerance: float,
+                  runtime_row: Row) -> list[Row]:
+    """One row per consumer of `target`'s artifact at `path`, judged against PyTorch and `runtime_row`."""
+    mine = [c for c in consumers if target.name in c.targets]
+    if not mine:
+        return []
+    own = embeddings(target.load(path, profile.threads), loaders[1])
+    rows = []
+    for consumer in mine:
+        runner = consumer.load(path, profile.threads)
+        m = measure(runner, ref, *loaders, image, profile.warmup, profile.runs)
+        agree = float(cosine(m.test_feats, own).mean())
+        versus = (f"vs {target.runtime} on the same file: cosine {agree:.5f}, "
+                  f"kNN {m.knn_top1 - runtime_row.knn_top1:+.2f} pt")
+        ok = m.cosine_mean >= runtime_row.cosine_mean - AGREE
+        note = versus if ok else (f"{consumer.name} disagrees with {target.runtime}: cosine to PyTorch "
+                                  f"{m.cosine_mean:.5f} vs {runtime_row.cosine_mean:.5f}; do not deploy this file "
+                                  f"with {consumer.name}")
+        row_status = status(m.knn_delta, tolerance) if ok else "fail"
+        rows.append(Row(target.name, consumer.runtime(), precision, row_status, path.name, runtime_row.size_mb,
+                        m.cosine_mean, m.cosine_min, m.knn_top1, m.knn_delta, m.latency_ms, None, profile.threads,
+                        note))
+    return rows
