@@ -153,3 +153,13 @@ def test_bundle_refuses_a_non_empty_folder(exported: Exported, tmp_path: Path, c
     assert cli("bundle", str(exported.out / "tiny_fp32.onnx"), "--out", str(tmp_path)) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_export_with_bundle(checkpoint: Path, tmp_path: Path) -> None:
+    assert cli("export", str(checkpoint), "--target", "onnx", "--fp32", "--out", str(tmp_path), "--name", "b",
+               "--bundle", "--tolerance", "100") == 0
+    folder = tmp_path / "b_fp32_onnx_bundle"
+    spec = json.loads((folder / "spec.json").read_text())
+    assert spec["artifact"] == "b_fp32.onnx" and (folder / MANIFEST).is_file()
+    assert len(np.load(folder / "images.npy")) == SAMPLES and len(np.load(folder / "bank.npy")) == BANK

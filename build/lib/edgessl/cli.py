@@ -1,0 +1,59 @@
+"""The `edgessl` command: one sub-command per module in `edgessl.commands`.
+
+Each command module exposes `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, and keeps
+heavy imports (torch, runtimes) inside `run` so that `edgessl --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgessl import __version__
+from edgessl.errors import EdgeSSLError
+
+COMMANDS = ("pretrain", "eval", "report", "export", "check", "bundle", "prune")
+# modules only the `train` extra installs: a runtime-only install (`edgessl[device-tflite]`) lacks them
+TRAIN_MODULES = {"torch", "torchvision", "timm", "yaml", "PIL", "tqdm", "tensorboard"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgessl",
+        description="Pretrain small image encoders with ReSSL and ship them to phones and boards.",
+        epilog="Run `edgessl <command> --help` for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgessl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"edgessl.commands.{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `key=value` overrides may also follow options (`pretrain r.yaml --resume train.epochs=3`)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args._run(args) or 0)
+    except EdgeSSLError as exc:
+        print(f"edgessl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_MODULES:
+            raise
+        print(f"edgessl {args.command}: error: needs PyTorch and the training stack (no module '{exc.name}'): "
+              "pip install 'edgessl[train]' (a board runs bundles with edgessl-device, no torch)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edgessl {args.command}: interrupted", file=sys.stderr)
+        return 130

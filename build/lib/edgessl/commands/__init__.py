@@ -1,0 +1,1 @@
+"""Sub-commands of the `edgessl` CLI, one module each."""

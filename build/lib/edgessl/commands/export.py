@@ -1,0 +1,86 @@
+"""Export a trained encoder to ONNX / OpenVINO / TFLite (fp32 and int8), check every artifact in its own runtime.
+
+examples:
+  edgessl export --int8 --target tflite                   # newest runs/*/last.pt; calibration from its recipe data
+  edgessl export runs/mnv3s/last.pt --target onnx,openvino,tflite --int8 --fp32
+  edgessl export runs/mnv3s --calib 512 --tolerance 0.5   # exit 1 if kNN top-1 drops more than 0.5 pt
+  edgessl export runs/mnv3s data.root=../shared/datasets/cifar10_full_jpegbytes.npz data.format=jpegbytes
+  edgessl export runs/mnv4s --target tflite --int8 --bundle  # + exported/<name>_int8_tflite_bundle/ for a board
+
+Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC; int8 TFLite takes it
+quantized with the scale/zero point in its metadata), batch 1, and record
+mean/std in their metadata and model card (<file>.md). int8 is post-training quantization calibrated on the
+recipe's training images with the eval transform. Each artifact then runs in its runtime on the recipe's data:
+cosine to PyTorch fp32 embeddings, kNN top-1 and its drop, batch-1 latency, size -> <out>/<name>_benchmark.md/.json.
+Defaults per target (opset, quantization settings, threads, calibration size, tolerance) live in export/<target>.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "export an encoder to ONNX/OpenVINO/TFLite (fp32, int8) and check each artifact on its runtime"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("overrides", nargs="*", metavar="[CHECKPOINT] [key=value ...]",
+                   help="a checkpoint .pt or run folder (default: the newest runs/*/last.pt), then recipe overrides "
+                        "such as data.root=PATH")
+    p.add_argument("--target", default="onnx,openvino,tflite",
+                   help="comma-separated targets (default: onnx,openvino,tflite)")
+    p.add_argument("--int8", action="store_true", help="export int8 (default: both fp32 and int8)")
+    p.add_argument("--fp32", action="store_true", help="export fp32 (default: both fp32 and int8)")
+    p.add_argument("--calib", type=int, default=None, help="int8 calibration images (default: the profile's, 300)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="max kNN top-1 drop in points before the exit code is 1 (default: the profile's, 0.5)")
+    p.add_argument("--out", default="exported", help="output folder (default: exported)")
+    p.add_argument("--name", default=None,
+                   help="artifacts' base name: <out>/<name>_int8.onnx, ... (default: the recipe's name); an export "
+                        "of another checkpoint under the same name in --out is refused, not overwritten")
+    p.add_argument("--profiles", default=None, help="folder of <target>.yaml profiles (default: the repo's export/)")
+    p.add_argument("--bundle", action="store_true",
+                   help="also write <out>/<artifact>_<target>_bundle/ per artifact for `edgessl-device check` on a "
+                        "board (what `edgessl bundle` writes, default sizes)")
+
+
+def newest_checkpoint(root: str = "runs") -> str:
+    """The most recently written `runs/*/last.pt`."""
+    from pathlib import Path
+
+    from edgessl.errors import EdgeSSLError
+
+    found = sorted(Path(root).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise EdgeSSLError(f"no checkpoint given and no {root}/*/last.pt found; pass one (edgessl export runs/NAME)")
+    return str(found[-1])
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgessl.export.pipeline import export_checkpoint
+
+    overrides = [i for i in args.overrides if "=" in i]
+    paths = [i for i in args.overrides if "=" not in i]
+    if len(paths) > 1:
+        from edgessl.errors import EdgeSSLError
+
+        raise EdgeSSLError(f"one checkpoint at a time; got {', '.join(paths)}")
+    checkpoint = paths[0] if paths else newest_checkpoint()
+    precisions = [p for p, on in (("fp32", args.fp32), ("int8", args.int8)) if on] or ["fp32", "int8"]
+    targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
+                               tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
+                               name=args.name)
+    print(result.markdown)
+    print(f"wrote {result.table_md} and {result.table_json}")
+    if args.bundle:
+        from pathlib import Path
+
+        from edgessl.commands.bundle import BANK, SAMPLES
+        from edgessl.export.bundle import write_bundle
+
+        for row in result.rows[1:]:  # the first row is the PyTorch reference
+            artifact = Path(args.out) / row.file
+            bundle = write_bundle(artifact, artifact.with_name(f"{artifact.stem}_{row.target}_bundle"), SAMPLES,
+                                  BANK, checkpoint, overrides=overrides, profiles=args.profiles)
+            print(f"wrote {bundle.folder}: {bundle.size_mb:.2f} MB")
+    return 0 if result.passed else 1

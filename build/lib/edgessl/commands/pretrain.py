@@ -1,0 +1,59 @@
+"""Pretrain an encoder with ReSSL.
+
+examples:
+  edgessl pretrain recipes/quickstart.yaml
+  edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml data.root=/data/cifar10 train.epochs=50
+  edgessl pretrain runs/<name>/config.yaml            # resumes from runs/<name>/last.pt
+  edgessl pretrain recipes/mobilenetv3_small.yaml --nproc 8     # re-launches itself through torchrun
+  torchrun --nproc_per_node=8 -m edgessl pretrain recipes/mobilenetv3_small.yaml
+
+Overrides are dotted `key=value` pairs (values parsed as YAML). The run folder is `output_dir`
+(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "pretrain an encoder with ReSSL from a recipe (YAML) and key=value overrides"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe YAML, e.g. recipes/quickstart.yaml, or a run's config.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=50")
+    p.add_argument("--resume", action="store_true",
+                   help="require resuming from <output_dir>/last.pt (it is resumed automatically when present)")
+    p.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="run N processes on this machine by re-launching through torchrun")
+
+
+def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
+    """`--nproc N`: exec `python -m torch.distributed.run --nproc_per_node N -m edgessl pretrain ...`."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+           "-m", "edgessl", "pretrain", args.recipe, *args.overrides] + (["--resume"] if args.resume else [])
+    os.execv(sys.executable, cmd)
+    return 0  # not reached
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgessl import distributed as D
+    from edgessl.config import load_config
+    from edgessl.errors import EdgeSSLError
+
+    if args.nproc < 0:
+        raise EdgeSSLError(f"--nproc must be >= 1; got {args.nproc}")
+    if args.nproc > 1 and not D.launched_by_torchrun():
+        return _relaunch_with_torchrun(args)
+    cfg = load_config(args.recipe, args.overrides)
+    from edgessl.engine.trainer import pretrain
+
+    result = pretrain(cfg, resume=True if args.resume else None)
+    if D.is_main() and result.knn:
+        first, last = min(result.knn), max(result.knn)
+        knn = f"{result.knn[last]:.2f}% (epoch {last})"
+        if first != last:  # with train.knn_every=0 only the final kNN ran
+            knn = f"{result.knn[first]:.2f}% (epoch {first}) -> {knn}"
+        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {result.run_dir / 'last.pt'}")
+    return 130 if result.stopped_early else 0

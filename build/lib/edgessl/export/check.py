@@ -1,0 +1,139 @@
+"""The on-device check: run an artifact in its own runtime on the recipe's data and compare it with PyTorch fp32.
+
+Per artifact: cosine similarity of its test-split embeddings to PyTorch's (mean and min over images); weighted kNN
+top-1 (the recipe's k and temperature) and its change from PyTorch's in points; median batch-1 latency after
+warm-up with the profile's threads; file size.
+
+kNN choice: the artifact's own TRAIN features form the kNN bank (queried by its own test features), as on a
+device that builds its gallery with the same model. The reference is PyTorch fp32 with a PyTorch bank, so the
+delta measures what a deployment loses end to end, not only query-side noise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgessl.export.base import Runner
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Features:
+    """Embeddings and labels of one split."""
+
+    feats: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Reference:
+    """PyTorch fp32 features of both splits and their kNN top-1: what every artifact is compared with."""
+
+    train: Features
+    test: Features
+    knn_top1: float
+    k: int
+    temperature: float
+
+
+def torch_runner(model: nn.Module) -> Runner:
+    """The PyTorch encoder (eval mode, CPU, fp32) behind the `Runner` interface."""
+    import torch
+
+    @torch.no_grad()
+    def run(images: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))).flatten(1).numpy()
+
+    return run
+
+
+def features(runner: Runner, batches: Iterable[tuple[Any, Any]]) -> Features:
+    """Run `runner` over (normalized NCHW images, labels) batches."""
+    feats, labels = [], []
+    for images, targets in batches:
+        feats.append(runner(np.asarray(images, dtype=np.float32)))
+        labels.append(np.asarray(targets, dtype=np.int64))
+    return Features(np.concatenate(feats), np.concatenate(labels))
+
+
+def knn_top1(train: Features, test: Features, k: int, temperature: float) -> float:
+    """Weighted kNN top-1 (percent) of `test` against the bank `train` (edgessl.evaluation.knn)."""
+    import torch
+
+    from edgessl.evaluation.knn import knn_classify
+
+    result = knn_classify(torch.from_numpy(train.feats), torch.from_numpy(train.labels),
+                          torch.from_numpy(test.feats), torch.from_numpy(test.labels), k=k, temperature=temperature)
+    return float(result["top1"])
+
+
+def reference(model: nn.Module, train: Iterable, test: Iterable, k: int, temperature: float) -> Reference:
+    """PyTorch fp32 features and kNN top-1 over the two splits."""
+    run = torch_runner(model)
+    train_f, test_f = features(run, train), features(run, test)
+    return Reference(train_f, test_f, knn_top1(train_f, test_f, k, temperature), k, temperature)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity (0 where a row is all zeros)."""
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
+
+
+def latency_samples_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> np.ndarray:
+    """Wall times (ms) of `runs` batch-1 calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        runner(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(image)
+        times.append(time.perf_counter() - start)
+    return np.asarray(times) * 1000
+
+
+def latency_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> float:
+    """Median wall time (ms) of `runs` batch-1 calls after `warmup` untimed ones."""
+    return float(np.median(latency_samples_ms(runner, image, warmup, runs)))
+
+
+def paired_latency_ms(runners: Sequence[Runner], image: np.ndarray, warmup: int, runs: int,
+                      rounds: int = 3) -> list[float]:
+    """Each runner's batch-1 latency, timed in `rounds` interleaved rounds (a `latency_ms` per runner per round),
+    the fastest round kept: host load that drifts during an export hits all runners alike, so their ratio holds."""
+    times = [[latency_ms(r, image, warmup, runs) for r in runners] for _ in range(rounds)]
+    return [min(column) for column in zip(*times)]
+
+
+def size_mb(files: Iterable[Path]) -> float:
+    """Total size of an artifact's files in MB (10^6 bytes)."""
+    return sum(f.stat().st_size for f in files if f.is_file()) / 1e6
+
+
+@dataclass
+class Measurement:
+    """What the check measured for one artifact."""
+
+    cosine_mean: float
+    cosine_min: float
+    knn_top1: float
+    knn_delta: float  # points, artifact minus PyTorch fp32 (negative = lost accuracy)
+    latency_ms: float
+
+
+def measure(runner: Runner, ref: Reference, train: Iterable, test: Iterable, image: np.ndarray, warmup: int,
+            runs: int) -> Measurement:
+    """Run `runner` on both splits and time it; compare with `ref`."""
+    train_f, test_f = features(runner, train), features(runner, test)
+    cos = cosine(test_f.feats, ref.test.feats)
+    top1 = knn_top1(train_f, test_f, ref.k, ref.temperature)
+    return Measurement(float(cos.mean()), float(cos.min()), top1, top1 - ref.knn_top1,
+                       latency_ms(runner, image, warmup, runs))

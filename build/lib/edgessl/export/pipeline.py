@@ -1,0 +1,295 @@
+"""`edgessl export` and `edgessl check` end to end: checkpoint -> artifacts -> on-device check -> table + cards.
+
+Every artifact is written into a staging folder inside the output folder, checked there, given its model card,
+and only then moved into place, so a failure (a converter that cannot handle an op, an interrupt) leaves no
+half-written file behind; artifacts finished before the failure stay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgessl import __version__
+from edgessl.errors import EdgeSSLError
+from edgessl.export import PRECISIONS, Target, get_target, target_of
+from edgessl.export.check import Reference, latency_ms, measure, paired_latency_ms, reference, size_mb, torch_runner
+from edgessl.export.profiles import Profile
+from edgessl.export.table import RUN_TABLE, Row, status, write_table
+
+if TYPE_CHECKING:
+    from edgessl.evaluation.loading import LoadedEncoder
+
+NOT_FASTER = 1.05  # int8 must beat fp32 by 5% to count as faster (latency noise on a shared CPU)
+
+
+@dataclass
+class Result:
+    """What an export or check produced."""
+
+    rows: list[Row]
+    markdown: str
+    table_md: Path
+    table_json: Path
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == "pass" for r in self.rows)
+
+
+def _encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
+    """Load the encoder and its recipe; refuse one whose mean/std differ from what the eval transform applies."""
+    from edgessl.data import MEAN, STD
+    from edgessl.evaluation.loading import load_trained_encoder
+
+    enc = load_trained_encoder(checkpoint, overrides)
+    for key, used in (("mean", MEAN), ("std", STD)):
+        if not np.allclose(enc.info.get(key, used), used):
+            raise EdgeSSLError(f"'{enc.path}': encoder {key} {enc.info[key]} differs from the {key} edgessl's eval "
+                               f"transform uses {list(used)}; calibration and check would feed the wrong input")
+    return enc
+
+
+def _refuse_other_export(table: Path, checkpoint: Path) -> None:
+    """Exports of two checkpoints under one name would overwrite each other's artifacts: refuse before writing."""
+    if not table.is_file():
+        return
+    try:
+        previous = Path(json.loads(table.read_text())["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not a table edgessl wrote in this layout: nothing to compare
+    if previous.resolve() != checkpoint.resolve():
+        raise EdgeSSLError(f"'{table.parent}' already holds an export named '{table.stem.removesuffix('_benchmark')}' "
+                           f"of another checkpoint ({previous}); pass --name NAME or --out DIR to keep it")
+
+
+def _loaders(enc: LoadedEncoder) -> tuple[Any, Any]:
+    from edgessl.evaluation.loading import eval_loader
+
+    return eval_loader(enc.cfg, "train"), eval_loader(enc.cfg, "test")
+
+
+def _first_image(loaders: tuple[Any, Any]) -> np.ndarray:
+    """One normalized test image (1, 3, S, S): the tracing example and the latency input."""
+    return np.ascontiguousarray(loaders[1].dataset[0][0][None].numpy(), dtype=np.float32)
+
+
+def _metadata(enc: LoadedEncoder, target: Target, precision: str, profile: Profile, calib: int) -> dict[str, Any]:
+    """What an artifact records about itself (see `edgessl.export.base` for the input convention)."""
+    from edgessl.evaluation.model_card import recipe_hash
+
+    size = enc.cfg.data.image_size  # the recipe's (overridable) size: what calibration and the check feed
+    shape = [1, 3, size, size] if target.layout == "NCHW" else [1, size, size, 3]
+    meta = {"edgessl": __version__, "target": target.name, "precision": precision, "layout": target.layout,
+            "input_shape": shape, "input": "float32 pixels scaled to [0, 1], then (x - mean) / std per channel",
+            "output": f"(1, {enc.info['feature_dim']}) float32 pooled pre-logits",
+            "checkpoint": str(enc.path.resolve()), "epoch": enc.epoch, "recipe_hash": recipe_hash(enc.cfg.to_dict()),
+            **{k: enc.info[k] for k in ("arch", "stem_stride", "feature_dim", "mean", "std")}, "image_size": size}
+    if precision == "int8":
+        meta.update(quantization=profile.quantization, calibration_images=calib)
+    return meta
+
+
+def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row) -> None:
+    """The model card beside an artifact (`<file>.md`)."""
+    from edgessl.evaluation.model_card import write_model_card
+
+    export = {k: meta[k] for k in ("target", "precision", "layout", "input_shape", "input") if k in meta}
+    export.update({k: meta[k] for k in ("quantization", "calibration_images", "input_quantization",
+                                        "output_quantization") if k in meta})
+    export.update(file=row.file, runtime=row.runtime)
+    metrics = {"knn_top1": row.knn_top1, "knn_delta_vs_pytorch_pt": row.knn_delta, "cosine_mean": row.cosine_mean,
+               "cosine_min": row.cosine_min, f"latency_ms_batch1_{row.threads}_threads": row.latency_ms}
+    write_model_card(path.with_name(path.name + ".md"),
+                     {**enc.info, "image_size": meta["image_size"], "name": path.name, "data": asdict(enc.cfg.data),
+                      "config": enc.cfg.to_dict(),
+                      "epoch": enc.epoch, "checkpoint": str(enc.path), "metrics": metrics, "export": export})
+
+
+def _publish(stage: Path, out_dir: Path, primary: Path) -> None:
+    """Move every staged file into `out_dir`, the primary artifact last (it is what users look for)."""
+    for f in sorted(stage.iterdir(), key=lambda p: p == primary):
+        os.replace(f, out_dir / f.name)
+
+
+def _not_faster_note(target: Target, path: Path, speedup: float) -> str:
+    """Why an int8 artifact is not faster than fp32: the ops its runtime still runs in float."""
+    ops = target.float_ops(path)
+    if not ops:
+        return f"int8 {speedup:.2f}x of fp32: graph is fully integer; at this size per-op overhead dominates"
+    top = ", ".join(f"{op}x{n}" for op, n in ops.most_common(4))
+    return (f"int8 {speedup:.2f}x of fp32: {sum(ops.values())} ops stay float between quantize/dequantize "
+            f"({top}); Q/DQ round trips cost what int8 math saves")
+
+
+def _artifact_row(target: Target, precision: str, path: Path, profile: Profile, ref: Reference, loaders: tuple,
+                  image: np.ndarray, tolerance: float) -> Row:
+    """Load one artifact in its runtime, measure it and make its table row."""
+    runner = target.load(path, profile.threads)
+    m = measure(runner, ref, *loaders, image, profile.warmup, profile.runs)
+    return Row(target.name, target.runtime, precision, status(m.knn_delta, tolerance), path.name,
+               round(size_mb(target.files(path)), 4), m.cosine_mean, m.cosine_min, m.knn_top1, m.knn_delta,
+               m.latency_ms, None, profile.threads)
+
+
+def _speedups(rows: list[Row], paths: dict[tuple[str, str], Path], profiles: dict[str, Profile],
+              image: np.ndarray) -> None:
+    """Fill `speedup` (fp32 / int8 latency, same target) and the note when int8 is not faster. The two artifacts
+    of a target are timed again side by side (`paired_latency_ms`): timed minutes apart, around the kNN check,
+    host drift on this VM turned a 1.55x speed-up into 0.97x."""
+    by_key = {(r.target, r.precision): r for r in rows}
+    for name, profile in profiles.items():
+        fp32, int8 = by_key.get((name, "fp32")), by_key.get((name, "int8"))
+        if fp32 is None or int8 is None:
+            continue
+        target = get_target(name)
+        runners = [target.load(paths[(name, p)], profile.threads) for p in ("fp32", "int8")]
+        fp32.latency_ms, int8.latency_ms = paired_latency_ms(runners, image, profile.warmup, profile.runs)
+        int8.speedup = fp32.latency_ms / int8.latency_ms
+        if int8.speedup < NOT_FASTER:
+            int8.note = _not_faster_note(target, paths[(name, "int8")], int8.speedup)
+
+
+def _header(enc: LoadedEncoder, ref: Reference, tolerance: float | dict[str, float]) -> dict[str, Any]:
+    """The table's context: checkpoint, data, tolerance (one number, or one per target) and the reference."""
+    return {"edgessl": __version__, "checkpoint": str(enc.path), "arch": enc.info["arch"],
+            "image_size": enc.cfg.data.image_size, "tolerance": tolerance,
+            "data": {k: getattr(enc.cfg.data, k) for k in ("format", "root", "train_samples")},
+            "reference": {"runtime": "pytorch fp32", "knn_top1": ref.knn_top1, "k": ref.k,
+                          "temperature": ref.temperature, "num_train": len(ref.train.labels),
+                          "num_test": len(ref.test.labels)}}
+
+
+def _pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads: int, warmup: int,
+                 runs: int) -> Row:
+    """The PyTorch fp32 baseline row (Ultralytics style): its kNN, parameter size and latency."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        latency = latency_ms(torch_runner(enc.model), image, warmup, runs)
+    finally:
+        torch.set_num_threads(previous)
+    size = sum(t.numel() * t.element_size() for t in enc.model.state_dict().values()) / 1e6
+    return Row("pytorch", f"torch {torch.__version__}", "fp32", "pass", enc.path.name, round(size, 4), 1.0, 1.0,
+               ref.knn_top1, 0.0, latency, None, threads)
+
+
+def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions: Sequence[str], out_dir: str | Path,
+                      calib: int | None = None, tolerance: float | None = None, overrides: Sequence[str] = (),
+                      profiles: str | Path | None = None, name: str | None = None,
+                      log: Callable[[str], None] = print) -> Result:
+    """Export `checkpoint`'s encoder to each target in each precision, check every artifact, write the table.
+
+    `calib`/`tolerance` override the profiles'; `overrides` are recipe `key=value` changes (e.g. data.root=...);
+    `name` is the artifacts' base name (default: the recipe's name).
+    """
+    chosen = [get_target(name) for name in targets]
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise EdgeSSLError(f"unknown precision '{precision}'; choose from: {', '.join(PRECISIONS)}")
+    for target in chosen:
+        target.require()
+    enc = _encoder(checkpoint, overrides)
+    name = name or enc.cfg.name
+    out = Path(out_dir)
+    _refuse_other_export(out / f"{name}_benchmark.json", enc.path)
+    arch, size = enc.info["arch"], enc.cfg.data.image_size
+    resolved = {t.name: t.profile(arch, profiles) for t in chosen}
+    tols = {name: p.tolerance if tolerance is None else tolerance for name, p in resolved.items()}
+    loaders = _loaders(enc)
+    log(f"reference: PyTorch fp32 features of {arch} at {size} px")
+    ref = reference(enc.model, *loaders, enc.cfg.knn.k, enc.cfg.knn.temperature)
+    image = _first_image(loaders)
+    calib_images = None
+    if "int8" in precisions:
+        from edgessl.export.calibration import calibration_images
+
+        count = calib if calib is not None else max(p.calibration for p in resolved.values())
+        calib_images = calibration_images(enc.cfg.data, size, count)
+        log(f"calibration: {len(calib_images)} training images ({enc.cfg.data.format}), eval transform")
+    out.mkdir(parents=True, exist_ok=True)
+    first = min(resolved.values(), key=lambda p: p.threads)
+    rows = [_pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
+    paths: dict[tuple[str, str], Path] = {}
+    for target in chosen:
+        profile = resolved[target.name]
+        for precision in precisions:
+            n = 0 if precision == "fp32" else min(profile.calibration if calib is None else calib, len(calib_images))
+            log(f"[{target.name} {precision}] exporting" + (f" (calibration: {n} images)" if n else ""))
+            with tempfile.TemporaryDirectory(prefix=".edgessl-stage-", dir=out) as tmp:
+                stage = Path(tmp) / f"{name}_{precision}{target.suffix}"
+                meta = _metadata(enc, target, precision, profile, n)
+                target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
+                row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name])
+                _card(stage, enc, {**meta, **target.metadata(stage)}, row)
+                _publish(Path(tmp), out, stage)
+            paths[(target.name, precision)] = out / stage.name
+            rows.append(row)
+            log(f"[{target.name} {precision}] {row.status}: kNN {row.knn_top1:.2f}% ({row.knn_delta:+.2f} pt), "
+                f"cosine {row.cosine_mean:.5f}, {row.latency_ms:.3f} ms -> {out / stage.name}")
+    _speedups(rows, paths, resolved, image)
+    stem = out / f"{name}_benchmark"
+    uniform = set(tols.values())
+    header = _header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
+    md = write_table(rows, header, stem.with_suffix(".md"), stem.with_suffix(".json"))
+    run_dir = enc.path.parent
+    if (run_dir / "config.yaml").is_file():  # a run folder: `edgessl report` shows its newest export table
+        shutil.copyfile(stem.with_suffix(".json"), run_dir / f".{RUN_TABLE}.tmp")
+        os.replace(run_dir / f".{RUN_TABLE}.tmp", run_dir / RUN_TABLE)
+    return Result(rows, md, stem.with_suffix(".md"), stem.with_suffix(".json"))
+
+
+FOLDER_FORMATS = ("imagefolder", "cifar10", "cifar100", "stl10")
+
+
+def data_overrides(data: str, recipe_format: str) -> list[str]:
+    """`--data PATH` as recipe overrides: a .npz file, or a folder (the recipe's folder format, else imagefolder)."""
+    path = Path(data)
+    if path.suffix == ".npz":
+        return ["data.format=npz", f"data.root={path}"]
+    if path.is_dir():
+        return [f"data.format={recipe_format if recipe_format in FOLDER_FORMATS else 'imagefolder'}",
+                f"data.root={path}"]
+    raise EdgeSSLError(f"--data '{data}' is neither a .npz file nor a folder")
+
+
+def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, overrides: Sequence[str] = (),
+                   tolerance: float | None = None, profiles: str | Path | None = None,
+                   data: str | None = None) -> Result:
+    """Re-run the on-device check of one exported artifact; the table goes beside it (`<file>.check.md/json`).
+
+    `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it."""
+    path = Path(artifact)
+    if not path.is_file():
+        raise EdgeSSLError(f"artifact '{path}' not found")
+    target = target_of(path)
+    target.require()
+    meta = target.metadata(path)
+    source = checkpoint or meta.get("checkpoint")
+    if not source:
+        raise EdgeSSLError(f"'{path}' has no edgessl metadata naming its checkpoint; pass --checkpoint PATH")
+    enc = _encoder(source, overrides)
+    if data:
+        from edgessl.config import config_from_dict
+
+        enc.cfg = config_from_dict(enc.cfg.to_dict(), data_overrides(data, enc.cfg.data.format) + list(overrides))
+    profile = target.profile(enc.info["arch"], profiles)
+    tol = profile.tolerance if tolerance is None else tolerance
+    loaders = _loaders(enc)
+    ref = reference(enc.model, *loaders, enc.cfg.knn.k, enc.cfg.knn.temperature)
+    image = _first_image(loaders)
+    row = _artifact_row(target, meta.get("precision", "?"), path, profile, ref, loaders, image, tol)
+    rows = [_pytorch_row(enc, ref, image, profile.threads, profile.warmup, profile.runs), row]
+    md_path, json_path = path.with_name(path.name + ".check.md"), path.with_name(path.name + ".check.json")
+    md = write_table(rows, _header(enc, ref, tol), md_path, json_path)
+    return Result(rows, md, md_path, json_path)

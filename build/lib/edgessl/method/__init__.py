@@ -1,0 +1,1 @@
+"""ReSSL: the relational loss, the queue, the EMA teacher and the batch-norm tricks around it."""
