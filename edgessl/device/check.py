@@ -87,7 +87,7 @@ def check_bundle(folder: str | Path, threads: list[int], tolerance: float | None
                         temperature)
     size = round(size_mb(folder / f for f in spec["artifact_files"]), 4)
     rows = [Row("pytorch", "pytorch fp32 (shipped)", "fp32", "pass", "reference.npy", spec["pytorch_size_mb"],
-                1.0, 1.0, ref_top1, 0.0, None, None, 0, "embeddings computed on the host by `edgessl bundle`")]
+                1.0, 1.0, ref_top1, 0.0, None, None, None, "embeddings computed on the host by `edgessl bundle`")]
     feats = None
     for n in threads:
         runner = target.load(artifact, n)

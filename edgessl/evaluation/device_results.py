@@ -35,6 +35,6 @@ def device_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         device = data["device"]
         where = f"{device.get('machine', '?')} {device.get('cpu', '?')}".strip()
         for row in data["rows"]:
-            if isinstance(row, dict) and row.get("threads"):  # threads 0: the shipped reference
+            if isinstance(row, dict) and row.get("threads"):  # no threads: the shipped reference
                 rows.append({**row, "target": f"{row.get('target', '?')} @ {where}, {row['threads']} threads"})
     return rows

@@ -8,7 +8,7 @@ from .test_report import _fake_run
 
 
 def _device_check(path, machine: str) -> str:
-    rows = [{"target": "pytorch", "precision": "fp32", "threads": 0, "latency_ms": None, "knn_delta": 0.0},
+    rows = [{"target": "pytorch", "precision": "fp32", "threads": None, "latency_ms": None, "knn_delta": 0.0},
             *({"target": "tflite", "precision": "int8", "threads": t, "size_mb": 2.9, "latency_ms": 1.5 / t,
                "cosine_mean": 0.99, "knn_delta": -0.3} for t in (1, 4))]
     path.write_text(json.dumps({"rows": rows, "device": {"machine": machine, "cpu": "Cortex-A76"}}))
