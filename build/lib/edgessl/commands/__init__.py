@@ -1,1 +1,0 @@
-"""Sub-commands of the `edgessl` CLI, one module each."""

@@ -1,1 +1,0 @@
-"""The training engine: optimizer and schedule, checkpoints, logging, the loop."""
