@@ -123,8 +123,9 @@ def write_bundle(artifact: str | Path, out: str | Path, samples: int, bank: int,
     reference = _embed(enc, images).astype(EMBEDDING_DTYPE)
     bank_feats = _embed(enc, bank_images).astype(EMBEDDING_DTYPE)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".edgessl-bundle-", dir=out.parent) as tmp:
-        stage = Path(tmp)
+    stage = Path(tempfile.mkdtemp(prefix=".edgessl-bundle-", dir=out.parent))
+    try:
+        stage.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from other users of the folder
         files = [f for f in target.files(path) if f.is_file()]
         for f in files:
             shutil.copyfile(f, stage / f.name)
@@ -132,13 +133,14 @@ def write_bundle(artifact: str | Path, out: str | Path, samples: int, bank: int,
                             ("bank_labels", bank_labels)):
             np.save(stage / f"{name}.npy", array, allow_pickle=False)
         weights_mb = sum(t.numel() * t.element_size() for t in enc.model.state_dict().values()) / 1e6
-        spec = _spec(enc, path, meta, files, profile, weights_mb)
-        (stage / SPEC).write_text(json.dumps(spec, indent=2) + "\n")
+        (stage / SPEC).write_text(json.dumps(_spec(enc, path, meta, files, profile, weights_mb), indent=2) + "\n")
         write_manifest(stage)
         _check_out(out)
         if out.exists():
             out.rmdir()  # empty (checked just above)
         os.replace(stage, out)
-        os.mkdir(stage)  # TemporaryDirectory removes its folder on exit
+    except BaseException:  # an error or Ctrl-C leaves no half-written bundle
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     return Bundle(out, size, len(images), len(bank_feats))
