@@ -1,4 +1,4 @@
-"""Weighted kNN top-1 in numpy, for the board (no torch): the same rule as `edgessl.evaluation.knn`.
+"""Weighted kNN top-1 in numpy, for the board (no torch): the same rule as `edgessl.measure.knn`.
 
 Each query votes with its k most cosine-similar bank features; a neighbour of class c adds exp(sim / T) to class
 c's score. A test checks that it agrees with the torch implementation the host check uses.

@@ -28,7 +28,7 @@ from edgessl.export.bundle_format import EMBEDDING_DTYPE, FORMAT_VERSION, SPEC, 
 
 if TYPE_CHECKING:
     from edgessl.config import Config
-    from edgessl.evaluation.loading import LoadedEncoder
+    from edgessl.models.encoder_loading import LoadedEncoder
 
 @dataclass
 class Bundle:
@@ -96,7 +96,7 @@ def write_bundle(artifact: str | Path, out: str | Path, samples: int, bank: int,
     The checkpoint comes from the artifact's metadata unless given; `data` (a .npz or folder) and `overrides`
     change the recipe's data as in `edgessl check`."""
     from edgessl.config import config_from_dict
-    from edgessl.evaluation.loading import load_trained_encoder
+    from edgessl.models.encoder_loading import load_trained_encoder
     from edgessl.export.pipeline import data_overrides
 
     path, out = Path(artifact), Path(out)

@@ -6,7 +6,7 @@ import torch
 
 from edgessl.device.knn import knn_top1
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.knn import knn_classify
+from edgessl.measure.knn import knn_classify
 
 
 @pytest.mark.parametrize("k, temperature", [(1, 0.1), (20, 0.07), (500, 0.5)])
