@@ -15,7 +15,9 @@ from typing import NoReturn
 from edgessl import __version__
 from edgessl.errors import EdgeSSLError
 
-COMMANDS = ("pretrain", "eval", "report", "export", "check", "prune")
+COMMANDS = ("pretrain", "eval", "report", "export", "check", "bundle", "prune")
+# modules only the `train` extra installs: a runtime-only install (`edgessl[device-tflite]`) lacks them
+TRAIN_MODULES = {"torch", "torchvision", "timm", "yaml", "PIL", "tqdm", "tensorboard"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeSSLError as exc:
         _end_progress_bars()
         print(f"edgessl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_MODULES:
+            raise
+        print(f"edgessl {args.command}: error: needs PyTorch and the training stack (no module '{exc.name}'): "
+              "pip install 'edgessl[train]' (a board runs bundles with edgessl-device, no torch)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edgessl {args.command}: interrupted", file=sys.stderr)

@@ -5,6 +5,7 @@ examples:
   edgessl export runs/mnv3s/last.pt --target onnx,openvino,tflite --int8 --fp32
   edgessl export runs/mnv3s --calib 512 --tolerance 0.5   # exit 1 if kNN top-1 drops more than 0.5 pt
   edgessl export runs/mnv3s data.root=../shared/datasets/cifar10_full_jpegbytes.npz data.format=jpegbytes
+  edgessl export runs/mnv4s --target tflite --int8 --bundle  # + exported/<name>_int8_tflite_bundle/ for a board
 
 Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC; int8 TFLite takes it
 quantized with the scale/zero point in its metadata), batch 1, and record
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consumers", default="auto",
                    help="other runtimes to also run each artifact in, as extra table rows: opencv (ONNX in OpenCV "
                         "DNN), none, or auto (default: the installed ones; pip install 'edgessl[consumers]')")
+    p.add_argument("--bundle", action="store_true",
+                   help="also write <out>/<artifact>_<target>_bundle/ per artifact for `edgessl-device check` on a "
+                        "board (what `edgessl bundle` writes, default sizes)")
 
 
 def newest_checkpoint(root: str = "runs") -> str:
@@ -76,4 +80,15 @@ def run(args: argparse.Namespace) -> int:
                                    name=args.name, consumers=args.consumers)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
+    if args.bundle:
+        from pathlib import Path
+
+        from edgessl.commands.bundle import BANK, SAMPLES
+        from edgessl.export.bundle import write_bundle
+
+        for row in result.rows[1:]:  # the first row is the PyTorch reference
+            artifact = Path(args.out) / row.file
+            bundle = write_bundle(artifact, artifact.with_name(f"{artifact.stem}_{row.target}_bundle"), SAMPLES,
+                                  BANK, checkpoint, overrides=overrides, profiles=args.profiles)
+            print(f"wrote {bundle.folder}: {bundle.size_mb:.2f} MB")
     return 0 if result.passed else 1

@@ -27,6 +27,7 @@ import yaml
 from edgessl.checkpoint import RunFolder
 from edgessl.errors import EdgeSSLError
 from edgessl.evaluation import plots
+from edgessl.evaluation.device_results import device_rows
 from edgessl.export.model_card import recipe_hash
 
 EVAL_FILE, REPORT_FILE, ASSET_DIR = RunFolder.EVAL, RunFolder.REPORT, RunFolder.REPORT_ASSETS
@@ -254,8 +255,8 @@ def _eval_section(run_dir: Path) -> str:
             f"{counts.get('test', '?')} test images</p>" + _table(("method", "top-1 %", "top-5 %"), _eval_rows(result)))
 
 
-def _export_section(run_dir: Path) -> str:
-    rows = _export_rows(run_dir)
+def _export_section(run_dir: Path, device: Sequence[str | Path] = ()) -> str:
+    rows = _export_rows(run_dir) + device_rows(device)
     if not rows:
         return ""
     return ("<h2>Exports</h2>" + _table(EXPORT_COLUMNS, [[r.get(c) for c in EXPORT_COLUMNS] for r in rows])
@@ -275,11 +276,11 @@ def _tsne_section(run_dir: Path, overrides: Sequence[str], samples: int, progres
 
 
 def build_report(run_dir: str | Path, tsne: bool = True, overrides: Sequence[str] = (), tsne_samples: int = 2000,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, device: Sequence[str | Path] = ()) -> Path:
     """Write `<run_dir>/report.html` (and `<run_dir>/report/*.png`); returns the HTML path.
 
     The t-SNE plot needs the run's last.pt and test data; `overrides` (`key=value`) change the checkpoint's
-    recipe for it, e.g. data.root=...
+    recipe for it, e.g. data.root=...; `device` lists boards' device_check.json files for the export table.
     """
     run_dir = Path(run_dir)
     recipe_text, cfg, rows = _read_run(run_dir)
@@ -290,7 +291,7 @@ def build_report(run_dir: str | Path, tsne: bool = True, overrides: Sequence[str
         "<h2>Summary</h2>" + _table(None, _summary(cfg, rows)),
         _training_section(run_dir, cfg, rows),
         _eval_section(run_dir),
-        _export_section(run_dir),
+        _export_section(run_dir, device),
         _tsne_section(run_dir, overrides, tsne_samples, progress) if tsne else "",
         f"<h2>Recipe</h2><p>config.yaml, recipe hash <code>{recipe_hash(cfg)}</code></p>"
         f"<pre>{html.escape(recipe_text)}</pre>",

@@ -78,8 +78,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
 
-def latency_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> float:
-    """Median wall time (ms) of `runs` batch-1 calls after `warmup` untimed ones."""
+def latency_samples_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> np.ndarray:
+    """Wall times (ms) of `runs` batch-1 calls after `warmup` untimed ones."""
     for _ in range(warmup):
         runner(image)
     times = []
@@ -87,7 +87,12 @@ def latency_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> flo
         start = time.perf_counter()
         runner(image)
         times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+    return np.asarray(times) * 1000
+
+
+def latency_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> float:
+    """Median wall time (ms) of `runs` batch-1 calls after `warmup` untimed ones."""
+    return float(np.median(latency_samples_ms(runner, image, warmup, runs)))
 
 
 def paired_latency_ms(runners: Sequence[Runner], image: np.ndarray, warmup: int, runs: int,

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgessl.errors import EdgeSSLError
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"  # repo-root export/, beside the edgessl package
@@ -70,6 +68,8 @@ def load_profile(target: str, options: dict[str, Any], quantization: dict[str, A
     """Read `export/<target>.yaml` and resolve it for `arch`; `options`/`quantization` are the target's keys
     with their defaults (and so their types), `choices` the allowed values of some quantization keys.
     A missing file is an error naming where it was looked for."""
+    import yaml  # here, not at the top: the torch-free device check imports edgessl.export without PyYAML
+
     path = Path(directory or PROFILE_DIR) / f"{target}.yaml"
     if not path.is_file():
         raise EdgeSSLError(f"export profile '{path}' not found; run from an edgessl checkout (profiles live in its "
