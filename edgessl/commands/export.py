@@ -86,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
         from edgessl.commands.bundle import BANK, SAMPLES
         from edgessl.export.bundle import write_bundle
 
-        for row in result.rows[1:]:  # the first row is the PyTorch reference
+        artifacts = {}  # one bundle per artifact: the first row is the PyTorch reference, consumer rows repeat files
+        for row in result.rows[1:]:
+            artifacts.setdefault(row.file, row)
+        for row in artifacts.values():
             artifact = Path(args.out) / row.file
             bundle = write_bundle(artifact, artifact.with_name(f"{artifact.stem}_{row.target}_bundle"), SAMPLES,
                                   BANK, checkpoint, overrides=overrides, profiles=args.profiles)
