@@ -5,6 +5,7 @@ examples:
   edgessl export runs/mnv3s/last.pt --target onnx,openvino,tflite --int8 --fp32
   edgessl export runs/mnv3s --calib 512 --tolerance 0.5   # exit 1 if kNN top-1 drops more than 0.5 pt
   edgessl export runs/mnv3s data.root=../shared/datasets/cifar10_full_jpegbytes.npz data.format=jpegbytes
+  edgessl export runs/mnv3s --int8 --qat-steps 300           # adds <name>_int8_qat.* beside the PTQ int8 artifacts
 
 Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC; int8 TFLite takes it
 quantized with the scale/zero point in its metadata), batch 1, and record
@@ -12,6 +13,10 @@ mean/std in their metadata and model card (<file>.md). int8 is post-training qua
 recipe's training images with the eval transform. Each artifact then runs in its runtime on the recipe's data:
 cosine to PyTorch fp32 embeddings, kNN top-1 and its drop, batch-1 latency, size -> <out>/<name>_benchmark.md/.json.
 Defaults per target (opset, quantization settings, threads, calibration size, tolerance) live in export/<target>.yaml.
+--qat-steps N also fine-tunes, per target, the encoder with fake quantization inserted by that runtime's own
+quantizer (PT2E + LiteRT quantizer for TFLite, PT2E + X86 quantizer for ONNX Runtime, NNCF for OpenVINO), without
+labels: the frozen fp32 encoder is the teacher (relational distillation over a queue + cosine); the table's method
+column says ptq or qat.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None,
                    help="artifacts' base name: <out>/<name>_int8.onnx, ... (default: the recipe's name); an export "
                         "of another checkpoint under the same name in --out is refused, not overwritten")
+    p.add_argument("--qat-steps", type=int, default=0, metavar="N",
+                   help="also export int8 by quantization-aware training for N steps per target (default 0: PTQ only)")
+    p.add_argument("--qat-lr", type=float, default=5e-5, help="QAT learning rate (AdamW, cosine decay; default 5e-5)")
     p.add_argument("--profiles", default=None, help="folder of <target>.yaml profiles (default: the repo's export/)")
 
 
@@ -53,6 +61,7 @@ def newest_checkpoint(root: str = "runs") -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.export.pipeline import export_checkpoint
+    from edgessl.export.qat import QatSettings
 
     overrides = [i for i in args.overrides if "=" in i]
     paths = [i for i in args.overrides if "=" not in i]
@@ -65,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
     result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
                                tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
-                               name=args.name)
+                               name=args.name, qat=QatSettings(args.qat_steps, args.qat_lr) if args.qat_steps else None)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
     return 0 if result.passed else 1
