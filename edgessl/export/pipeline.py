@@ -249,6 +249,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
                     target.export_qat(enc.model, image, stage, profile, meta, calib_images[:n], finetune)
                 else:
                     target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
+                    method = "ptq+fallback" if meta.get("float_nodes") else method
                 row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name],
                                     method)
                 _card(stage, enc, {**meta, **target.metadata(stage)}, row)
