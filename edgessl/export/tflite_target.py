@@ -78,6 +78,38 @@ def _io_quantization(detail: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
 
+_INT8_ELEMENTWISE = ("hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "mean")
+
+
+def _quantizer_classes() -> tuple[type, type]:
+    """litert-torch's PT2E quantizer, extended so MobileNetV3's hard-swish, hard-sigmoid and squeeze-excite means
+    are annotated too: LiteRT has int8 kernels for HARD_SWISH, MEAN, ADD and MUL, but litert-torch 0.10 annotates
+    only conv/linear/add/mul/pooling/cat, so those ops ran in float between DEQUANTIZE/QUANTIZE pairs. Plus its
+    QAT variant for a batch-norm-folded graph (`edgessl.export.pt2e`): no conv+bn patterns left to annotate, and
+    litert-torch 0.10's conv+bn QAT annotator fails with this torchao (it hands `torch.export` a function)."""
+    from litert_torch.quantize import pt2e_quantizer
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    class Quantizer(pt2e_quantizer.PT2EQuantizer):
+        def annotate(self, model: Any) -> Any:
+            config = self.global_config
+            for node in model.graph.nodes if config is not None else ():
+                name = getattr(node.target, "__name__", "").split(".")[0]
+                if node.op != "call_function" or name not in _INT8_ELEMENTWISE:
+                    continue
+                if "quantization_annotation" in node.meta:
+                    continue
+                node.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map={node.args[0]: config.input_activation},
+                    output_qspec=config.output_activation, _annotated=True)
+            return super().annotate(model)
+
+    class QatQuantizer(Quantizer):
+        STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []
+
+    return Quantizer, QatQuantizer
+
+
 class TfliteTarget(Target):
     name = "tflite"
     suffix = ".tflite"
@@ -130,13 +162,8 @@ class TfliteTarget(Target):
 
         from edgessl.export.pt2e import quantized_graph
 
-        class FoldedBatchNormQuantizer(pt2e_quantizer.PT2EQuantizer):
-            """QAT on a graph whose batch norm is already folded (`edgessl.export.pt2e`): no conv+bn patterns to
-            annotate, and litert-torch 0.10's conv+bn QAT annotator fails with this torchao, so it is skipped."""
-
-            STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []
-
-        kind = FoldedBatchNormQuantizer if finetune is not None else pt2e_quantizer.PT2EQuantizer
+        plain, qat = _quantizer_classes()
+        kind = qat if finetune is not None else plain
         quantizer = kind().set_global(pt2e_quantizer.get_symmetric_quantization_config(
             is_per_channel=q["per_channel"], is_qat=finetune is not None))
         graph = quantized_graph(nhwc, quantizer, calib, "NHWC", finetune)
