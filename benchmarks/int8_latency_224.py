@@ -53,7 +53,8 @@ def bench(arch: str, targets: list[str], threads: list[int], size: int, runs: in
                 fp32, int8 = paired_latency_ms([target.load(paths[p], n) for p in ("fp32", "int8")], images[:1],
                                                warmup=5, runs=runs)
                 cells += [f"{fp32:.2f}", f"{int8:.2f}", f"**{fp32 / int8:.2f}x**"]
-            lines.append(f"| {arch} | {target.runtime} | " + " | ".join(cells) + f" | {_float_ops(target, paths['int8'])} |")
+            floats = _float_ops(target, paths["int8"])
+            lines.append(f"| {arch} | {target.runtime} | " + " | ".join(cells) + f" | {floats} |")
             print(lines[-1], flush=True)
     return lines
 
