@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of another checkpoint under the same name in --out is refused, not overwritten")
     p.add_argument("--qat-steps", type=int, default=0, metavar="N",
                    help="also export int8 by quantization-aware training for N steps per target (default 0: PTQ only)")
-    p.add_argument("--qat-lr", type=float, default=5e-5, help="QAT learning rate (AdamW, cosine decay; default 5e-5)")
+    p.add_argument("--qat-lr", type=float, default=5e-6, help="QAT learning rate (AdamW, cosine decay; default 5e-6)")
     p.add_argument("--profiles", default=None, help="folder of <target>.yaml profiles (default: the repo's export/)")
 
 
