@@ -2,7 +2,7 @@
 
 1. pretrain the teacher with edgessl (`recipes/resnet18_teacher_cifar10.yaml`) for `--teacher-epochs`;
 2. pretrain mobilenetv3_small_100 (`recipes/cifar10_mobilenetv3_small_distill.yaml`) for `--epochs`, once without
-   the teacher (`teacher.weight=0`) and once distilled from it, from the same seed;
+   the teacher (`distill.weight=0`) and once distilled from it, from the same seed;
 3. print kNN top-1 of the teacher, the untrained student, and both students as one Markdown table.
 All runs use the real `edgessl pretrain` code path, with the settings of `benchmarks/pretrain_cifar10.py`.
 
@@ -19,12 +19,13 @@ from pathlib import Path
 
 import torch
 
+from edgessl.benchmarking import CIFAR, ROOT, knn_of, parse_cifar_args
+from edgessl.checkpoint import RunFolder
 from edgessl.config import Config, load_config
 from edgessl.engine.trainer import pretrain
 from edgessl.models import build_backbone
 from edgessl.models.teacher_loading import load_teacher
 # the sibling script (benchmarks/ is on sys.path when run)
-from pretrain_cifar10 import CIFAR, ROOT, knn_of, parse_cifar_args
 
 TEACHER_RECIPE = ROOT / "recipes" / "resnet18_teacher_cifar10.yaml"
 STUDENT_RECIPE = ROOT / "recipes" / "cifar10_mobilenetv3_small_distill.yaml"
@@ -58,27 +59,27 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="cap every run at this many steps (0 = no cap)")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs (scaled down with the budget)")
     p.add_argument("--teacher", default="", help="reuse this ResNet-18 checkpoint instead of training a teacher")
-    args = parse_cifar_args(p, "overrides for all three runs, e.g. data.train_samples=5000 or teacher.weight=0.5")
+    args = parse_cifar_args(p, "overrides for all three runs, e.g. data.train_samples=5000 or distill.weight=0.5")
     out = Path(args.out) / f"distill-{int(time.time())}"
     rows = []
 
     if args.teacher:
         teacher = Path(args.teacher)
     else:
-        teacher = out / "teacher" / "last.pt"
+        teacher = RunFolder(out / "teacher").last
         steps, knn, wall = _train(_config(TEACHER_RECIPE, args, args.teacher_epochs or args.epochs, teacher.parent))
         rows.append(_row("resnet18 (teacher)", "ReSSL", steps, knn, wall))
 
-    plain = _config(STUDENT_RECIPE, args, args.epochs, out / "student", "teacher.weight=0")
-    distilled = _config(STUDENT_RECIPE, args, args.epochs, out / "student_distill", f"teacher.checkpoint={teacher}")
+    plain = _config(STUDENT_RECIPE, args, args.epochs, out / "student", "distill.weight=0")
+    distilled = _config(STUDENT_RECIPE, args, args.epochs, out / "student_distill", f"distill.checkpoint={teacher}")
     if args.teacher:
         rows.append(_row("resnet18 (teacher)", f"given: {teacher}", "-",
-                         knn_of(load_teacher(distilled.teacher).backbone, distilled), None))
+                         knn_of(load_teacher(distilled.distill).backbone, distilled), None))
     torch.manual_seed(plain.train.seed)
     arch = plain.model.arch
     rows.append(_row(arch, "none (random init)", 0, knn_of(build_backbone(arch, plain.model.stem_stride), plain), None))
     rows.append(_row(arch, "ReSSL", *_train(plain)))
-    rows.append(_row(arch, f"ReSSL + distillation from resnet18 (weight {distilled.teacher.weight:g})",
+    rows.append(_row(arch, f"ReSSL + distillation from resnet18 (weight {distilled.distill.weight:g})",
                      *_train(distilled)))
 
     print("\n| encoder | pretraining | steps | kNN top-1 (%) | wall |\n|---|---|---|---|---|")

@@ -16,14 +16,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from edgessl.checkpoint import Checkpoint, checkpoint_path
 from edgessl.config import config_from_dict
 from edgessl.data import build_dataset
 from edgessl.data.batched_augment import BatchedTwoViews, ToUint8Tensor
-from edgessl.engine.checkpoint import load_edgessl_checkpoint
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.loading import checkpoint_path
-from edgessl.method.loss import mean_cosine
-from edgessl.method.ressl import ReSSL
+from edgessl.methods import Context, resolve
+from edgessl.methods.losses import mean_cosine
 from edgessl.models import build_backbone
 
 
@@ -40,13 +39,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     try:
-        ckpt = load_edgessl_checkpoint(checkpoint_path(args.run))
+        ckpt = Checkpoint.load(checkpoint_path(args.run))
+        cfg = config_from_dict(ckpt.config, [f"{ckpt.config.get('method', 'ressl')}.batchnorm=plain"],
+                               source=f"{args.run} config")
+        method, options = resolve(cfg)  # ressl and infonce: the methods with teacher keys and a queue
     except EdgeSSLError as exc:
         raise SystemExit(str(exc)) from None
     torch.set_num_threads(1)
-    cfg = config_from_dict(ckpt["config"], source=f"{args.run} config")
-    model = ReSSL(cfg, build_backbone(cfg.model.arch, cfg.model.stem_stride), "plain", args.images)
-    model.load_state_dict(ckpt["model"])
+    model = method(cfg, options, build_backbone(cfg.model.arch, cfg.model.stem_stride), Context(1, args.images, 1, 1))
+    model.load_state_dict(ckpt.model)
     model.train()
     data = build_dataset(cfg.data, "train", ToUint8Tensor())
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed))[:args.images]

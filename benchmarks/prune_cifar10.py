@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgessl.engine.checkpoint import load_encoder
+from edgessl.benchmarking import CIFAR, parse_cifar_args
 from edgessl.export import get_target
 from edgessl.export.check import paired_latency_ms
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.pruning.pipeline import prune_checkpoint
-from pretrain_cifar10 import CIFAR, parse_cifar_args
 
 
 def onnx_latency_ms(models: list[torch.nn.Module], arch: str, size: int, runs: int, rounds: int = 3) -> list[float]:

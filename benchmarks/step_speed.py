@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from edgessl.checkpoint import RunFolder
 from edgessl.config import load_config
 from edgessl.engine import runtime as R
 from edgessl.engine.trainer import Trainer, pretrain
@@ -68,7 +69,7 @@ def step_times(size: int, stem: int, batch: int, repeats: int, extra: list[str])
 def end_to_end(size: int, stem: int, batch: int, batched: bool, extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         pretrain(_config(size, stem, batch, Path(tmp), f"data.batched_augment={str(batched).lower()}", *extra))
-        with (Path(tmp) / "metrics.csv").open() as fh:
+        with RunFolder(Path(tmp)).metrics.open() as fh:
             speeds = [float(r["img_per_s"]) for r in csv.DictReader(fh) if r["img_per_s"]]
     return statistics.median(speeds[1:] or speeds)  # the first log interval includes worker start-up
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from typing import NoReturn
 
 from edgessl import __version__
 from edgessl.errors import EdgeSSLError
@@ -16,10 +18,17 @@ from edgessl.errors import EdgeSSLError
 COMMANDS = ("pretrain", "eval", "report", "export", "check", "prune")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (argparse would print the usage first); exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgessl",
-        description="Pretrain small image encoders with ReSSL and ship them to phones and boards.",
+        description="Pretrain small image encoders self-supervised (ReSSL, peers) and ship them to phones and boards.",
         epilog="Run `edgessl <command> --help` for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"edgessl {__version__}")
@@ -33,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _end_progress_bars() -> None:
+    """Close the progress bars an error interrupted, so its message starts a line of its own."""
+    std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -41,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    # warnings (corrupt images skipped, an empty recipe, ...) as one line each, like errors
+    warnings.formatwarning = lambda message, *_, **__: f"edgessl {args.command}: warning: {message}\n"
     try:
         return int(args._run(args) or 0)
     except EdgeSSLError as exc:
+        _end_progress_bars()
         print(f"edgessl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,10 @@
 """Recipes: YAML -> a typed, validated `Config`, with `dotted.key=value` overrides.
 
-Every key is a dataclass field below. Unknown keys are errors that suggest the closest valid key;
-wrong types, choices and ranges are errors that name the key and what is allowed. The resolved config
+Every key is a dataclass field below, except the method sections: `method:` names the method that trains
+(`edgessl/methods/`), and a top-level section named after a method (`ressl:`, `simclr:`, ...) holds its options,
+kept here as a mapping and checked against the method's own options dataclass when the method is built (with
+`build_section`, so its errors read the same). Unknown keys are errors that suggest the closest valid key; wrong
+types, choices and ranges are errors that name the key and what is allowed. The resolved config
 (`Config.to_dict`) is itself a valid recipe.
 """
 
@@ -10,7 +13,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +25,11 @@ import yaml
 from edgessl.errors import EdgeSSLError
 
 
-def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
+class EmptyRecipeWarning(UserWarning):
+    """A recipe file with no settings: the run uses the built-in defaults of this module."""
+
+
+def bounds(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
     return {"range": (lo, hi, lo_open)}
 
 
@@ -31,22 +40,22 @@ class DataConfig:
     format: Literal["synthetic", "imagefolder", "cifar10", "cifar100", "stl10", "npz", "jpegbytes"] = "synthetic"
     root: str = ""  # folder (imagefolder/cifar/stl) or .npz file; empty for synthetic
     download: bool = False  # torchvision datasets only, and only when online
-    image_size: int = field(default=32, metadata=_range(8, 1024))
-    num_workers: int = field(default=2, metadata=_range(0, 256))
-    train_samples: int = field(default=0, metadata=_range(0))  # 0 = all; else a fixed class-balanced subset
-    synthetic_train: int = field(default=2000, metadata=_range(10))  # built-in dataset sizes
-    synthetic_test: int = field(default=500, metadata=_range(10))
+    image_size: int = field(default=32, metadata=bounds(8, 1024))
+    num_workers: int = field(default=2, metadata=bounds(0, 256))
+    train_samples: int = field(default=0, metadata=bounds(0))  # 0 = all; else a fixed class-balanced subset
+    synthetic_train: int = field(default=2000, metadata=bounds(10))  # built-in dataset sizes
+    synthetic_test: int = field(default=500, metadata=bounds(10))
     batched_augment: bool = False  # augment both views as batched tensor ops on the training device
     # multi-crop (spec section 2): extra strong views for the student at `small_crop_size` px (0 = image_size / 2),
     # with proportionally smaller crop areas; the teacher's weak-view target is shared by all of them
-    small_crops: int = field(default=0, metadata=_range(0, 16))
-    small_crop_size: int = field(default=0, metadata=_range(0, 1024))
+    small_crops: int = field(default=0, metadata=bounds(0, 16))
+    small_crop_size: int = field(default=0, metadata=bounds(0, 1024))
     # the teacher's view: weak (spec section 2: crop + flip) or strong (the student's augmentation, drawn
     # independently); an ablation, much worse at 780 steps (README)
     teacher_view: Literal["weak", "strong"] = "weak"
     # independent (strong, weak) view pairs per image and step: 2 gives the student two strong views of every
     # image (SimCLR's student compute) with a teacher target of its own each; the model sees view_pairs x batch rows
-    view_pairs: int = field(default=1, metadata=_range(1, 8))
+    view_pairs: int = field(default=1, metadata=bounds(1, 8))
 
     def small_size(self) -> int:
         """The multi-crop views' side in pixels (`small_crop_size`, or half of `image_size` when 0)."""
@@ -59,68 +68,45 @@ class ModelConfig:
 
     arch: str = "mobilenetv3_small_100"
     stem_stride: int = field(default=2, metadata={"choices": (1, 2)})  # 1 for 32/64 px inputs
-    projector_hidden: int = field(default=2048, metadata=_range(1))
-    projector_dim: int = field(default=128, metadata=_range(1))
+    projector_hidden: int = field(default=2048, metadata=bounds(1))
+    projector_dim: int = field(default=128, metadata=bounds(1))
     projector_bn: bool = False  # official ReSSL: no BN in the projector
     projector_out_bn: bool = False  # parameter-free BN on the projector output (against bunched embeddings)
     projector_in_norm: bool = False  # L2-normalize the backbone features entering the projector (outlier norms)
     predictor: bool = False  # journal extension: asymmetric predictor on the student only
-    predictor_hidden: int = field(default=512, metadata=_range(1))
+    predictor_hidden: int = field(default=512, metadata=bounds(1))
     # start the student backbone from this edgessl checkpoint's encoder (pruned ones included) instead of random
     # weights; `edgessl prune` sets it for the recovery run
     init_checkpoint: str = ""
 
 
 @dataclass
-class ResslConfig:
-    """The relational loss, queue and EMA teacher (spec sections 1, 3, 4)."""
-
-    tau_s: float = field(default=0.1, metadata=_range(0, None, lo_open=True))
-    tau_t: float = field(default=0.04, metadata=_range(0, None, lo_open=True))
-    queue_size: int = field(default=4096, metadata=_range(1))
-    ema_momentum: float = field(default=0.99, metadata=_range(0, 1))
-    ema_schedule: Literal["constant", "cosine"] = "constant"  # cosine: m -> 1 over training (BYOL style)
-    # with data.view_pairs > 1, which teacher keys a strong view matches: its own pair's weak view (own), or every
-    # pair's weak view of the same image, the loss averaged over them (all: DINO-style cross-view targets)
-    pair_targets: Literal["own", "all"] = "own"
-    infonce_warmup_epochs: float = field(default=0.0, metadata=_range(0))  # journal extension; 0 = off
-    # after the warm-up: loss = infonce_weight x InfoNCE + (1 - infonce_weight) x relation; 0 = ReSSL's relation
-    # loss alone (official), 1 = InfoNCE alone
-    infonce_weight: float = field(default=0.0, metadata=_range(0, 1))
-    # How BN is kept from leaking batch identity (spec section 3): split (teacher SplitBN + in-batch shuffle),
-    # shuffle (teacher shuffle-BN across ranks), sync (SyncBN in student and teacher), plain;
-    # auto = split on one process, shuffle under DDP.
-    batchnorm: Literal["auto", "split", "shuffle", "sync", "plain"] = "auto"
-    bn_splits: int = field(default=8, metadata=_range(1))
-
-
-@dataclass
 class OptimConfig:
     """SGD with linear warm-up then cosine; lr scales linearly with the global batch."""
 
-    lr: float = field(default=0.06, metadata=_range(0, None, lo_open=True))  # at `base_batch`
-    base_batch: int = field(default=256, metadata=_range(1))
-    momentum: float = field(default=0.9, metadata=_range(0, 1))
-    weight_decay: float = field(default=5e-4, metadata=_range(0))
+    lr: float = field(default=0.06, metadata=bounds(0, None, lo_open=True))  # at `base_batch`
+    base_batch: int = field(default=256, metadata=bounds(1))
+    momentum: float = field(default=0.9, metadata=bounds(0, 1))
+    weight_decay: float = field(default=5e-4, metadata=bounds(0))
     exclude_bn_bias: bool = True  # no weight decay on BN and bias parameters
-    warmup_epochs: float = field(default=5.0, metadata=_range(0))
-    grad_clip: float = field(default=0.0, metadata=_range(0))  # max grad norm; 0 = off
+    warmup_epochs: float = field(default=5.0, metadata=bounds(0))
+    grad_clip: float = field(default=0.0, metadata=bounds(0))  # max grad norm; 0 = off
 
 
 @dataclass
 class TrainConfig:
     """The loop: length, batch, device, precision, checkpoints and monitors."""
 
-    epochs: int = field(default=10, metadata=_range(1))
-    batch_size: int = field(default=256, metadata=_range(1))  # global batch (all processes)
-    max_steps: int = field(default=0, metadata=_range(0))  # stop after this many steps; 0 = run all epochs
+    epochs: int = field(default=10, metadata=bounds(1))
+    batch_size: int = field(default=256, metadata=bounds(1))  # global batch (all processes)
+    max_steps: int = field(default=0, metadata=bounds(0))  # stop after this many steps; 0 = run all epochs
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: Literal["none", "bf16", "fp16"] = "none"
     seed: int = 0
-    threads: int = field(default=0, metadata=_range(0))  # torch CPU threads; 0 = torch's default
-    checkpoint_every: int = field(default=1, metadata=_range(1))  # epochs
-    knn_every: int = field(default=1, metadata=_range(0))  # epochs; 0 = only at the end
-    log_every: int = field(default=10, metadata=_range(1))  # steps between host syncs for logging
+    threads: int = field(default=0, metadata=bounds(0))  # torch CPU threads; 0 = torch's default
+    checkpoint_every: int = field(default=1, metadata=bounds(1))  # epochs
+    knn_every: int = field(default=1, metadata=bounds(0))  # epochs; 0 = only at the end
+    log_every: int = field(default=10, metadata=bounds(1))  # steps between host syncs for logging
     channels_last: bool = True  # NHWC model and inputs: 1.5-2.5x faster on CPU for MobileNet/EfficientNet (README)
     compile: bool = False
 
@@ -129,9 +115,12 @@ class TrainConfig:
 class KnnConfig:
     """kNN monitor (spec section 6)."""
 
-    k: int = field(default=200, metadata=_range(1))
-    temperature: float = field(default=0.1, metadata=_range(0, None, lo_open=True))
-    batch_size: int = field(default=256, metadata=_range(1))
+    k: int = field(default=200, metadata=bounds(1))
+    temperature: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
+    batch_size: int = field(default=256, metadata=bounds(1))
+    # the pretraining monitor's bank: 0 = every train image, else a fixed class-balanced subset of that many (the
+    # ImageNet recipes: 100 a class); `edgessl eval` always uses the whole train split
+    bank_samples: int = field(default=0, metadata=bounds(0))
 
 
 @dataclass
@@ -142,16 +131,18 @@ class DistConfig:
 
 
 @dataclass
-class TeacherConfig:
-    """Optional frozen ResNet teacher for relational distillation (spec section 5); off when arch is empty."""
+class DistillConfig:
+    """Optional frozen teacher for relational distillation (spec section 5), any method; off when arch is empty.
+
+    ("teacher" alone means a method's EMA teacher; this is the frozen one, hence the section's name.)"""
 
     arch: str = ""
     checkpoint: str = ""
     embedding: Literal["auto", "projector", "pooled"] = "auto"
-    weight: float = field(default=1.0, metadata=_range(0))
-    tau_s: float = field(default=0.1, metadata=_range(0, None, lo_open=True))
-    tau_t: float = field(default=0.04, metadata=_range(0, None, lo_open=True))
-    queue_size: int = field(default=4096, metadata=_range(1))
+    weight: float = field(default=1.0, metadata=bounds(0))
+    tau_s: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
+    tau_t: float = field(default=0.04, metadata=bounds(0, None, lo_open=True))
+    queue_size: int = field(default=4096, metadata=bounds(1))
 
 
 @dataclass
@@ -160,17 +151,21 @@ class Config:
 
     name: str = "run"
     output_dir: str = ""  # default: runs/<name>-<timestamp>
+    method: str = "ressl"  # the method that trains: a module of edgessl/methods/ (ressl, infonce, simclr, ...)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    ressl: ResslConfig = field(default_factory=ResslConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
     dist: DistConfig = field(default_factory=DistConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    # method sections by name (`ressl: {tau_s: 0.1}`): saved at the top level of the recipe, not under this name
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        methods = out.pop("methods")
+        return {**out, **methods}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -189,7 +184,7 @@ def _keys(cls: type, prefix: str = "") -> list[str]:
 
 
 def _unknown(key: str, cls: type, prefix: str, source: str) -> EdgeSSLError:
-    valid = _keys(Config)
+    valid = _keys(Config) if cls is Config or not prefix else [prefix + k for k in _keys(cls)] + _keys(Config)
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     if not close:  # try the last part alone, e.g. `epochs` -> train.epochs
         leaf = key.rsplit(".", 1)[-1]
@@ -222,6 +217,8 @@ def _convert(key: str, value: Any, typ: Any, meta: dict, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EdgeSSLError(f"{source}: '{key}' must be a number; got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise EdgeSSLError(f"{source}: '{key}' must be a finite number; got {value!r}")
     elif typ is str:
         if value is None:
             value = ""
@@ -245,10 +242,16 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         where = f"section '{prefix[:-1]}'" if prefix else "the recipe"
         raise EdgeSSLError(f"{source}: {where} must be a mapping of keys to values; got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if cls is not Config or f.name != "methods"}
     kwargs = {}
     for name, value in data.items():
         key = prefix + str(name)
+        if cls is Config and name == "teacher":
+            raise EdgeSSLError(f"{source}: the 'teacher:' section (the frozen distillation teacher) is now called "
+                               "'distill:'; rename it (teacher.arch -> distill.arch, ...)")
+        if cls is Config and name not in fields and isinstance(value, dict | None):
+            kwargs.setdefault("methods", {})[name] = dict(value or {})  # checked when the method is built
+            continue
         if name not in fields:
             raise _unknown(key, cls, prefix, source)
         typ = hints[name]
@@ -257,6 +260,11 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         else:
             kwargs[name] = _convert(key, value, typ, dict(fields[name].metadata), source)
     return cls(**kwargs)
+
+
+def build_section(cls: type, data: Any, prefix: str, source: str) -> Any:
+    """Check a method's options section (`data`, a mapping) against its dataclass `cls`: the recipe's checks."""
+    return _build(cls, data, prefix, source)
 
 
 def _set_dotted(tree: dict, key: str, value: Any) -> None:
@@ -292,15 +300,24 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
     if recipe is not None:
         path = Path(recipe)
         source = str(path)
+        if path.is_dir():
+            example = path / "config.yaml" if (path / "config.yaml").is_file() else "recipes/quickstart.yaml"
+            raise EdgeSSLError(f"recipe '{path}' is a folder; pass a YAML file, e.g. {example}")
         if not path.is_file():
             raise EdgeSSLError(f"recipe '{path}' not found; pass a YAML file such as recipes/quickstart.yaml")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise EdgeSSLError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                               "save the recipe as UTF-8") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise EdgeSSLError(f"{path}: not valid YAML{where}; check indentation and colons") from None
-        tree = loaded or {}
+        tree = {} if loaded is None else loaded
+        if tree == {}:
+            warnings.warn(f"recipe '{path}' is empty: every setting is a built-in default (see {Path(__file__)})",
+                          EmptyRecipeWarning, stacklevel=2)
         if not isinstance(tree, dict):
             raise EdgeSSLError(f"{path}: a recipe must be a mapping of sections (data:, model:, ...); got {tree!r}")
         tree.setdefault("name", path.stem)
@@ -313,6 +330,8 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
 def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None, source: str = "config") -> Config:
     """A resolved recipe dict (e.g. a checkpoint's `config`) plus `key=value` overrides -> a validated `Config`."""
     tree = copy.deepcopy(data)  # overrides must not mutate the caller's dict
+    if "teacher" in tree and "distill" not in tree:  # a checkpoint written before the `distill:` rename
+        tree["distill"] = tree.pop("teacher")
     _build(Config, tree, "", source)
     for key, value in parse_overrides(overrides or []):
         _set_dotted(tree, key, value)

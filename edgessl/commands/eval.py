@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgessl.evaluation.evaluate import EVAL_FILE, evaluate
+    from edgessl.checkpoint import RunFolder
+    from edgessl.evaluation.evaluate import evaluate
 
     both = not (args.knn or args.linear)
     result = evaluate(args.path, knn=args.knn or both, linear=args.linear or both, k=args.k,
@@ -66,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
         best, last = result["linear"]["best"], result["linear"]["last"]
         print(f"linear probe: best top-1 {best['top1']:.2f}% (epoch {best['epoch']}), "
               f"last top-1 {last['top1']:.2f}%  top-5 {last['top5']:.2f}%")
-    print(f"wrote {Path(result['checkpoint']).with_name(EVAL_FILE)}")
+    print(f"wrote {Path(result['checkpoint']).with_name(RunFolder.EVAL)}")
     return 0

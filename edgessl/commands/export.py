@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", type=int, default=None, help="int8 calibration images (default: the profile's, 300)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="max kNN top-1 drop in points before the exit code is 1 (default: the profile's, 0.5)")
-    p.add_argument("--out", default="exported", help="output folder (default: exported)")
+    p.add_argument("--out", default="exported",
+                   help="output folder (default: exported); one export at a time may write into it")
     p.add_argument("--name", default=None,
                    help="artifacts' base name: <out>/<name>_int8.onnx, ... (default: the recipe's name); an export "
                         "of another checkpoint under the same name in --out is refused, not overwritten")
@@ -62,6 +63,7 @@ def newest_checkpoint(root: str = "runs") -> str:
 def run(args: argparse.Namespace) -> int:
     from edgessl.export.pipeline import export_checkpoint
     from edgessl.export.qat import QatSettings
+    from edgessl.folder_lock import hold
 
     overrides = [i for i in args.overrides if "=" in i]
     paths = [i for i in args.overrides if "=" not in i]
@@ -72,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = paths[0] if paths else newest_checkpoint()
     precisions = [p for p, on in (("fp32", args.fp32), ("int8", args.int8)) if on] or ["fp32", "int8"]
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
-    result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
-                               tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
-                               name=args.name, qat=QatSettings(args.qat_steps, args.qat_lr) if args.qat_steps else None)
+    qat = QatSettings(args.qat_steps, args.qat_lr) if args.qat_steps else None
+    with hold(args.out, "--out"):  # one export at a time per folder
+        result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
+                                   tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
+                                   name=args.name, qat=qat)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
     return 0 if result.passed else 1

@@ -1,14 +1,16 @@
-"""Pretrain an encoder with ReSSL.
+"""Pretrain an encoder with a self-supervised method (`method=`: ressl, infonce, simclr, moco_v2, byol).
 
 examples:
   edgessl pretrain recipes/quickstart.yaml
+  edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml method=simclr simclr.temperature=0.5
   edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml data.root=/data/cifar10 train.epochs=50
   edgessl pretrain runs/<name>/config.yaml            # resumes from runs/<name>/last.pt
   edgessl pretrain recipes/mobilenetv3_small.yaml --nproc 8     # re-launches itself through torchrun
   torchrun --nproc_per_node=8 -m edgessl pretrain recipes/mobilenetv3_small.yaml
 
 Overrides are dotted `key=value` pairs (values parsed as YAML). The run folder is `output_dir`
-(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/.
+(default runs/<name>-<timestamp>); it gets config.yaml, last.pt, metrics.csv and tensorboard/. A run holds its
+folder (.edgessl.lock): a second run on it is refused, naming the holder's PID.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import argparse
 import os
 import sys
 
-HELP = "pretrain an encoder with ReSSL from a recipe (YAML) and key=value overrides"
+HELP = "pretrain an encoder (ressl, infonce, simclr, moco_v2, byol) from a recipe (YAML) and key=value overrides"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,8 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=50")
     p.add_argument("--resume", action="store_true",
                    help="require resuming from <output_dir>/last.pt (it is resumed automatically when present)")
-    p.add_argument("--nproc", type=int, default=0, metavar="N",
-                   help="run N processes on this machine by re-launching through torchrun")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="run N >= 1 processes on this machine by re-launching through torchrun (default: 1, "
+                        "no torchrun)")
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
@@ -39,12 +42,13 @@ def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl import distributed as D
+    from edgessl.checkpoint import RunFolder
     from edgessl.config import load_config
     from edgessl.errors import EdgeSSLError
 
-    if args.nproc < 0:
-        raise EdgeSSLError(f"--nproc must be >= 1; got {args.nproc}")
-    if args.nproc > 1 and not D.launched_by_torchrun():
+    if args.nproc is not None and args.nproc < 1:
+        raise EdgeSSLError(f"--nproc must be >= 1 (processes to run); got {args.nproc}")
+    if args.nproc and args.nproc > 1 and not D.launched_by_torchrun():
         return _relaunch_with_torchrun(args)
     cfg = load_config(args.recipe, args.overrides)
     from edgessl.engine.trainer import pretrain
@@ -55,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         knn = f"{result.knn[last]:.2f}% (epoch {last})"
         if first != last:  # with train.knn_every=0 only the final kNN ran
             knn = f"{result.knn[first]:.2f}% (epoch {first}) -> {knn}"
-        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {result.run_dir / 'last.pt'}")
+        print(f"done: {result.steps} steps; kNN top-1 {knn}; checkpoint {RunFolder(result.run_dir).last}")
     return 130 if result.stopped_early else 0

@@ -10,8 +10,8 @@ Channels are removed structurally with torch-pruning (DepGraph): the same fracti
 the importance criterion, step by step until the MACs (and parameters) are at or under the targets. The stem and
 the embedding width are kept unless --prune-stem / --prune-embedding; channel counts stay multiples of
 --round-to (odd counts made ONNX Runtime slower than the unpruned model). Recovery trains the pruned student with
-ReSSL plus relational distillation from the frozen unpruned encoder (spec section 5) with the usual engine;
-key=value overrides change the checkpoint's recipe (data.*, train.*, optim.*, teacher.weight, ...).
+the original run's method plus relational distillation from the frozen unpruned encoder (spec section 5) with the
+usual engine; key=value overrides change the checkpoint's recipe (data.*, train.*, optim.*, distill.weight, ...).
 
 Writes into --out (default runs/<run>-pruned<pct>): pruned.pt (right after pruning), the recovery run
 (last.pt, config.yaml, metrics.csv) and prune.json (MACs, params, kNN top-1 of each stage). Running the same
@@ -47,12 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.pruning.pipeline import prune_checkpoint
-    from edgessl.pruning.report import REPORT_NAME
+    from edgessl.checkpoint import RunFolder
 
     macs = 0.5 if args.macs is None and args.params is None else args.macs
     result = prune_checkpoint(args.checkpoint, macs, args.params, args.importance, args.recover_epochs,
                               args.overrides, args.out, keep_stem=not args.prune_stem,
                               keep_embedding=not args.prune_embedding, round_to=args.round_to)
     print(result.markdown)
-    print(f"encoder: {result.checkpoint}; report: {result.out / REPORT_NAME}")
+    print(f"encoder: {result.checkpoint}; report: {RunFolder(result.out) / RunFolder.PRUNE_REPORT}")
     return 130 if result.stopped_early else 0

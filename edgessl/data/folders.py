@@ -9,10 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.folder import find_classes
 
 from edgessl.errors import EdgeSSLError
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grey PNGs open as I;16 (or I in older Pillow)
+
+
+def load_rgb(path: str) -> Image.Image:
+    """An image file as 8-bit RGB. 16-bit greyscale (PNG `I;16`) is scaled to 8 bits (/257): PIL's own
+    `convert("RGB")` clips it, turning nearly every pixel white."""
+    with open(path, "rb") as fh:
+        img = Image.open(fh)
+        img.load()
+    if img.mode in WIDE_MODES:
+        grey = np.clip(np.asarray(img, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return img.convert("RGB")
 
 
 class _ClassFolder(datasets.ImageFolder):
@@ -20,7 +36,7 @@ class _ClassFolder(datasets.ImageFolder):
 
     def __init__(self, root: Path, classes: list[str], allow_empty: bool) -> None:
         self._classes = classes
-        super().__init__(str(root), allow_empty=allow_empty)
+        super().__init__(str(root), loader=load_rgb, allow_empty=allow_empty)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self._classes, {name: i for i, name in enumerate(self._classes)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Iterator
 from datetime import timedelta
 
 import numpy as np
@@ -16,27 +17,46 @@ from edgessl.config import Config
 from edgessl.errors import EdgeSSLError
 
 
-def init_distributed(cfg: Config) -> None:
-    """Join the process group when launched by torchrun (env:// rendezvous); nothing otherwise."""
+def local_gpu_index() -> int:
+    """This process's GPU: LOCAL_RANK when it sees the node's GPUs, 0 when the cluster binds one GPU per process."""
+    local_rank, visible = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+    if visible == 1:
+        return 0
+    if local_rank < visible:
+        return local_rank
+    raise EdgeSSLError(f"LOCAL_RANK={local_rank} but this process sees {visible} GPUs; start at most {visible} "
+                       f"processes per node (--nproc {visible}) or make one GPU visible to each")
+
+
+def init_distributed(cfg: Config) -> bool:
+    """Join the process group when launched by torchrun (env:// rendezvous); True if this call created it (the
+    caller then closes it with `close_distributed`), False when not distributed or already joined."""
     if not D.launched_by_torchrun() or D.is_dist():
-        return
+        return False
     backend = cfg.dist.backend
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() and not cfg.train.device.startswith("cpu") else "gloo"
     if backend == "nccl" and not torch.cuda.is_available():
         raise EdgeSSLError("dist.backend=nccl needs CUDA GPUs and none is visible; use dist.backend=gloo on CPU")
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+    device_id = None
+    if backend == "nccl":  # bind the group to this rank's GPU: the communicator forms at once, on the right GPU
+        device_id = torch.device("cuda", local_gpu_index())
+        torch.cuda.set_device(device_id)
+    dist.init_process_group(backend=backend, timeout=timedelta(minutes=30), device_id=device_id)
+    return True
+
+
+def close_distributed() -> None:
+    """Leave the process group (at the end of a run that created it), so NCCL shuts down cleanly."""
+    if D.is_dist():
+        dist.destroy_process_group()
 
 
 def resolve_device(spec: str) -> torch.device:
-    """`train.device`: auto (this rank's GPU if any, else CPU), cpu, cuda, cuda:N or mps."""
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    """`train.device`: auto (this rank's GPU if any, else CPU), cpu, cuda, cuda:N or mps; a CUDA device also gets
+    `cudnn.benchmark` (the input sizes are fixed, so the fastest convolution algorithms are picked once)."""
     if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(spec)
     except RuntimeError:
@@ -44,11 +64,30 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise EdgeSSLError(f"train.device={spec} but no CUDA GPU is visible; use train.device=cpu or auto")
+        if device.index is not None and int(os.environ.get("LOCAL_WORLD_SIZE", 1)) > 1:
+            raise EdgeSSLError(f"train.device={spec} would put every process of this node on one GPU; use "
+                               f"train.device=cuda or auto (each process takes its own)")
         if device.index is None:
-            device = torch.device("cuda", local_rank)
+            device = torch.device("cuda", local_gpu_index())
+        torch.backends.cudnn.benchmark = True
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise EdgeSSLError("train.device=mps but MPS is not available; use train.device=cpu or auto")
     return device
+
+
+@contextlib.contextmanager
+def local_main_first(enabled: bool = True) -> Iterator[None]:
+    """Under torchrun, local rank 0 of each node runs the body first (e.g. a dataset download) and the other
+    ranks after it, so they find the files instead of all downloading them at once."""
+    if not enabled or D.world_size() == 1:
+        yield
+        return
+    first = int(os.environ.get("LOCAL_RANK", 0)) == 0
+    if not first:
+        D.barrier()
+    yield
+    if first:
+        D.barrier()
 
 
 def seed_everything(seed: int) -> None:
@@ -76,19 +115,16 @@ def autocast(amp: str, device: torch.device) -> contextlib.AbstractContextManage
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """Each (epoch, rank) gets its own seed, so a run resumed at an epoch boundary replays it exactly."""
+    """Each (epoch, rank) gets its own seed (the loader's generator), so a run resumed at an epoch boundary
+    replays it exactly."""
     return (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
 
 
-def rng_state() -> dict:
-    """torch RNG states (CPU and CUDA); restored on a mid-epoch resume for the in-batch teacher shuffle."""
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def seed_step(seed: int, step: int, rank: int) -> None:
+    """Seed torch's CPU and CUDA generators for one training step of one rank (batched augmentation, teacher
+    shuffles). The draws of a step depend only on (seed, step, rank), so a run resumed mid-epoch draws exactly
+    what an unbroken run of its world size would, whatever the world size it was saved at, and no two ranks
+    draw alike; the shared generator (`distributed.shared_generator`) gets the same seed on every rank. Seeding
+    is host-side only (no device sync)."""
+    torch.manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729 + 1) % 2**63)
+    D.seed_shared((seed * 1_000_003 + step * 7_919 + 2) % 2**63)

@@ -11,12 +11,13 @@ from typing import Any
 
 import torch
 
-from edgessl.evaluation.features import extract_features
-from edgessl.evaluation.knn import knn_classify
-from edgessl.evaluation.linear_probe import linear_probe
-from edgessl.evaluation.loading import eval_loader, load_trained_encoder
+from edgessl.checkpoint import RunFolder
+from edgessl.measure.knn import knn_top1
+from edgessl.measure.linear_probe import linear_probe
+from edgessl.measure.loaders import eval_loader
+from edgessl.models.encoder_loading import load_trained_encoder
 
-EVAL_FILE = "eval.json"
+SAME_WEIGHTS = ("checkpoint", "epoch", "branch", "arch", "image_size", "data")  # what eval.json results must share
 
 
 def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | None = None,
@@ -25,7 +26,8 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     """kNN (k and temperature default to the recipe's `knn.*`) and/or linear-probe accuracy of a checkpoint.
 
     `path` is a run folder or a checkpoint file; `overrides` are `key=value` changes to its stored recipe
-    (e.g. data.root=..., train.device=cpu). Returns what it writes to `<checkpoint folder>/eval.json`.
+    (e.g. data.root=..., train.device=cpu). Returns this evaluation's results; `<checkpoint folder>/eval.json`
+    gets them merged with earlier results of the same weights (`_with_previous`).
     """
     from edgessl.data import num_classes
     from edgessl.engine.runtime import check_amp, resolve_device
@@ -37,11 +39,14 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     device = resolve_device(cfg.train.device)
     check_amp(cfg.train.amp, device)
     model = enc.model.to(device)
-    loaders = {split: eval_loader(cfg, split) for split in ("train", "test")}
-    classes = num_classes(loaders["train"].dataset)
-    # raw pooled features once: the probe uses them as they are, kNN normalizes them itself
-    train, test = (extract_features(model, loaders[split], device, cfg.train.amp, progress, normalize=False)
-                   for split in ("train", "test"))
+    loaders = [eval_loader(cfg, split, pin_memory=device.type == "cuda") for split in ("train", "test")]
+    classes = num_classes(loaders[0].dataset)
+    # raw pooled features once, ranked on the device (the GPU if any: on one CPU thread ImageNet takes hours,
+    # benchmarks/knn_monitor.py); kNN normalizes them itself, the probe reuses them as they are
+    scores = knn_top1(model, loaders, k=cfg.knn.k if k is None else k, device=device, amp=cfg.train.amp,
+                      temperature=cfg.knn.temperature if temperature is None else temperature, progress=progress,
+                      num_classes=classes, on_device=True)
+    train, test = ((feats.cpu(), labels.cpu()) for feats, labels in (scores.train, scores.test))
     result: dict[str, Any] = {
         "checkpoint": str(enc.path.resolve()), "epoch": enc.epoch, "branch": branch,
         "arch": enc.info["arch"], "image_size": cfg.data.image_size, "feature_dim": int(train[0].shape[1]),
@@ -49,10 +54,23 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     if knn:
-        result["knn"] = knn_classify(*train, *test, k=cfg.knn.k if k is None else k, num_classes=classes,
-                                     temperature=cfg.knn.temperature if temperature is None else temperature)
+        result["knn"] = scores.scores
     if linear:
         result["linear"] = linear_probe(*train, *test, epochs=epochs, lr=lr, num_classes=classes, seed=cfg.train.seed,
                                         progress=progress)
-    enc.path.with_name(EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    out = enc.path.with_name(RunFolder.EVAL)
+    out.write_text(json.dumps(_with_previous(out, result), indent=2) + "\n")
     return result
+
+
+def _with_previous(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` plus the metrics an earlier eval of the same weights (checkpoint, epoch, branch, data) wrote and
+    this one did not recompute, each with the settings it was computed with: `eval --knn` then `eval --linear`
+    keeps both. Results of other weights are dropped, not mixed in."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return result
+    if not isinstance(old, dict) or any(old.get(key) != result[key] for key in SAME_WEIGHTS):
+        return result
+    return {**result, **{m: old[m] for m in ("knn", "linear") if m in old and m not in result}}

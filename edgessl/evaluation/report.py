@@ -24,22 +24,19 @@ from typing import Any
 
 import yaml
 
+from edgessl.checkpoint import RunFolder
 from edgessl.errors import EdgeSSLError
 from edgessl.evaluation import plots
-from edgessl.evaluation.evaluate import EVAL_FILE
-from edgessl.evaluation.loading import CHECKPOINT_NAME
-from edgessl.evaluation.model_card import recipe_hash
-from edgessl.export.table import RUN_TABLE as EXPORT_TABLE
+from edgessl.export.model_card import recipe_hash
 
-REPORT_FILE = "report.html"
-ASSET_DIR = "report"
+EVAL_FILE, REPORT_FILE, ASSET_DIR = RunFolder.EVAL, RunFolder.REPORT, RunFolder.REPORT_ASSETS
 EXPORT_COLUMNS = ("target", "precision", "size_mb", "latency_ms", "cosine_mean", "knn_delta")
 
 # metrics.csv columns with a fixed meaning; any other numeric column gets a plot titled by its name
 TITLES = {"loss": "Training loss", "lr": "Learning rate", "img_per_s": "Throughput (images/s)",
           "pt_entropy": "Entropy of the teacher's target p_t", "key_cosine": "Mean in-batch cosine of teacher keys",
           "momentum": "EMA momentum"}
-NOT_PLOTTED_VS_STEP = {"epoch", "step", "wall_s", "loss_kind", "knn_top1", "knn_top5"}
+NOT_PLOTTED_VS_STEP = {"epoch", "step", "wall_s", "method", "loss_kind", "knn_top1", "knn_top5"}
 
 
 def _number(text: str | None) -> float | None:
@@ -108,7 +105,9 @@ def _summary(cfg: dict[str, Any], rows: list[dict[str, str]]) -> list[tuple[str,
     knn_ep, knn = _points(rows, "epoch", "knn_top1")
     speed = _points(rows, "index", "img_per_s")[1]
     wall = _points(rows, "index", "wall_s")[1]
-    out = [("architecture", f"{model.get('arch', '?')} (stem stride {model.get('stem_stride', '?')})"),
+    kinds = ", then ".join(dict.fromkeys(r["loss_kind"] for r in rows if r.get("loss_kind")))
+    out = [("method", f"{cfg.get('method', 'ressl')}" + (f" (trained loss: {kinds})" if kinds else "")),
+           ("architecture", f"{model.get('arch', '?')} (stem stride {model.get('stem_stride', '?')})"),
            ("data", f"{data.get('format', '?')} {data.get('root', '')} at {data.get('image_size', '?')} px"),
            ("progress", f"epoch {int(max(epochs, default=0))} of {train.get('epochs', '?')}, "
                         f"step {int(max(steps, default=0))}")]
@@ -146,7 +145,7 @@ def _read_json(path: Path) -> Any:
 
 def _export_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Rows of the export table, or [] when the run has none."""
-    path = run_dir / EXPORT_TABLE
+    path = run_dir / RunFolder.EXPORT_TABLE
     if not path.is_file():
         return []
     data = _read_json(path)
@@ -168,8 +167,9 @@ def _tsne_figure(ckpt: Path, overrides: Sequence[str], out: Path, max_samples: i
     from sklearn.manifold import TSNE
 
     from edgessl.engine.runtime import resolve_device
-    from edgessl.evaluation.features import extract_features
-    from edgessl.evaluation.loading import eval_loader, load_trained_encoder
+    from edgessl.measure.features import extract_features
+    from edgessl.measure.loaders import eval_loader
+    from edgessl.models.encoder_loading import load_trained_encoder
 
     enc = load_trained_encoder(ckpt, overrides)
     device = resolve_device(enc.cfg.train.device)
@@ -214,7 +214,7 @@ pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.85em}
 
 def _read_run(run_dir: Path) -> tuple[str, dict[str, Any], list[dict[str, str]]]:
     """The run's config.yaml text and mapping, and its metrics rows; a one-line error if it is not a run."""
-    config_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.csv"
+    config_path, metrics_path = RunFolder(run_dir).config, RunFolder(run_dir).metrics
     missing = [p.name for p in (config_path, metrics_path) if not p.is_file()]
     if not run_dir.is_dir() or missing:
         raise EdgeSSLError(f"'{run_dir}' is not a run folder (no {' or '.join(missing or ['folder'])}); "
@@ -263,7 +263,7 @@ def _export_section(run_dir: Path) -> str:
 
 
 def _tsne_section(run_dir: Path, overrides: Sequence[str], samples: int, progress: bool) -> str:
-    ckpt = run_dir / CHECKPOINT_NAME
+    ckpt = RunFolder(run_dir).last
     if not ckpt.is_file():
         return ""
     try:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,24 +24,18 @@ from edgessl.export.base import Runner
 if TYPE_CHECKING:
     from torch import nn
 
-
-@dataclass(frozen=True)
-class Features:
-    """Embeddings and labels of one split."""
-
-    feats: np.ndarray
-    labels: np.ndarray
+    from edgessl.measure.knn import KnnResult
 
 
 @dataclass(frozen=True)
 class Reference:
-    """PyTorch fp32 features of both splits and their kNN top-1: what every artifact is compared with."""
+    """PyTorch fp32 test-split features and kNN top-1: what every artifact is compared with."""
 
-    train: Features
-    test: Features
+    test_feats: np.ndarray
     knn_top1: float
     k: int
     temperature: float
+    num_train: int
 
 
 def torch_runner(model: nn.Module) -> Runner:
@@ -55,31 +49,22 @@ def torch_runner(model: nn.Module) -> Runner:
     return run
 
 
-def features(runner: Runner, batches: Iterable[tuple[Any, Any]]) -> Features:
-    """Run `runner` over (normalized NCHW images, labels) batches."""
-    feats, labels = [], []
-    for images, targets in batches:
-        feats.append(runner(np.asarray(images, dtype=np.float32)))
-        labels.append(np.asarray(targets, dtype=np.int64))
-    return Features(np.concatenate(feats), np.concatenate(labels))
-
-
-def knn_top1(train: Features, test: Features, k: int, temperature: float) -> float:
-    """Weighted kNN top-1 (percent) of `test` against the bank `train` (edgessl.evaluation.knn)."""
+def _knn(runner: Runner, loaders: Sequence[Iterable], k: int, temperature: float) -> KnnResult:
+    """`knn_top1` of a runtime's runner (numpy in, numpy out) over the (train, test) loaders."""
     import torch
 
-    from edgessl.evaluation.knn import knn_classify
+    from edgessl.measure.knn import knn_top1
 
-    result = knn_classify(torch.from_numpy(train.feats), torch.from_numpy(train.labels),
-                          torch.from_numpy(test.feats), torch.from_numpy(test.labels), k=k, temperature=temperature)
-    return float(result["top1"])
+    def as_torch(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(runner(np.asarray(images, dtype=np.float32))))
+
+    return knn_top1(as_torch, loaders, k=k, temperature=temperature)
 
 
 def reference(model: nn.Module, train: Iterable, test: Iterable, k: int, temperature: float) -> Reference:
     """PyTorch fp32 features and kNN top-1 over the two splits."""
-    run = torch_runner(model)
-    train_f, test_f = features(run, train), features(run, test)
-    return Reference(train_f, test_f, knn_top1(train_f, test_f, k, temperature), k, temperature)
+    result = _knn(torch_runner(model), (train, test), k, temperature)
+    return Reference(result.test[0].numpy(), result.top1, k, temperature, len(result.train[1]))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -127,8 +112,8 @@ class Measurement:
 def measure(runner: Runner, ref: Reference, train: Iterable, test: Iterable, image: np.ndarray, warmup: int,
             runs: int) -> Measurement:
     """Run `runner` on both splits and time it; compare with `ref`."""
-    train_f, test_f = features(runner, train), features(runner, test)
-    cos = cosine(test_f.feats, ref.test.feats)
-    top1 = knn_top1(train_f, test_f, ref.k, ref.temperature)
+    result = _knn(runner, (train, test), ref.k, ref.temperature)
+    cos = cosine(result.test[0].numpy(), ref.test_feats)
+    top1 = result.top1
     return Measurement(float(cos.mean()), float(cos.min()), top1, top1 - ref.knn_top1,
                        latency_ms(runner, image, warmup, runs))

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgessl import __version__
+from edgessl.checkpoint import RunFolder
 from edgessl.errors import EdgeSSLError
-from edgessl.export import PRECISIONS, Target, get_target, target_of
+from edgessl.export import PRECISIONS, TARGETS, Target, get_target, target_of
 from edgessl.export.check import Reference, latency_ms, measure, paired_latency_ms, reference, size_mb, torch_runner
 from edgessl.export.profiles import Profile
-from edgessl.export.table import RUN_TABLE, Row, status, write_table
+from edgessl.export.table import Row, status, write_table
 
 if TYPE_CHECKING:
-    from edgessl.evaluation.loading import LoadedEncoder
     from edgessl.export.qat import Finetune, QatSettings
+    from edgessl.models.encoder_loading import LoadedEncoder
 
 NOT_FASTER = 1.05  # int8 must beat fp32 by 5% to count as faster (latency noise on a shared CPU)
 
@@ -46,10 +47,38 @@ class Result:
         return all(r.status == "pass" for r in self.rows)
 
 
+def check_tolerance(tolerance: float | None) -> None:
+    """`--tolerance`: a finite drop in points >= 0 (a negative one would fail a perfect artifact)."""
+    if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
+        raise EdgeSSLError(f"--tolerance must be a kNN top-1 drop in points >= 0 (e.g. 0.5); got {tolerance}")
+
+
+def _check_name(name: str, given: bool) -> None:
+    """Artifact base names are plain file names: `../x` would write outside --out."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        which = "--name" if given else "the recipe's name (set --name)"
+        raise EdgeSSLError(f"{which} {name!r} must be a plain file name (no '/' or '..'); the artifacts go into "
+                           "--out")
+
+
+def _read_artifact(target: Target, path: Path) -> dict[str, Any]:
+    """The artifact's metadata, after loading it once in its runtime: a damaged file is a one-line error."""
+    try:
+        meta = target.metadata(path)
+        target.load(path, 1)
+    except EdgeSSLError:
+        raise
+    except Exception as exc:  # each runtime raises its own types (protobuf, RuntimeError, ValueError)
+        text = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise EdgeSSLError(f"'{path}' is not a readable {target.name} artifact ({text}); re-export it with "
+                           "`edgessl export`") from None
+    return meta
+
+
 def _encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
     """Load the encoder and its recipe; refuse one whose mean/std differ from what the eval transform applies."""
     from edgessl.data import MEAN, STD
-    from edgessl.evaluation.loading import load_trained_encoder
+    from edgessl.models.encoder_loading import load_trained_encoder
 
     enc = load_trained_encoder(checkpoint, overrides)
     for key, used in (("mean", MEAN), ("std", STD)):
@@ -73,9 +102,9 @@ def _refuse_other_export(table: Path, checkpoint: Path) -> None:
 
 
 def _loaders(enc: LoadedEncoder) -> tuple[Any, Any]:
-    from edgessl.evaluation.loading import eval_loader
+    from edgessl.measure.loaders import eval_loaders
 
-    return eval_loader(enc.cfg, "train"), eval_loader(enc.cfg, "test")
+    return eval_loaders(enc.cfg)
 
 
 def _first_image(loaders: tuple[Any, Any]) -> np.ndarray:
@@ -85,7 +114,7 @@ def _first_image(loaders: tuple[Any, Any]) -> np.ndarray:
 
 def _metadata(enc: LoadedEncoder, target: Target, precision: str, profile: Profile, calib: int) -> dict[str, Any]:
     """What an artifact records about itself (see `edgessl.export.base` for the input convention)."""
-    from edgessl.evaluation.model_card import recipe_hash
+    from edgessl.export.model_card import recipe_hash
 
     size = enc.cfg.data.image_size  # the recipe's (overridable) size: what calibration and the check feed
     shape = [1, 3, size, size] if target.layout == "NCHW" else [1, size, size, 3]
@@ -101,7 +130,8 @@ def _metadata(enc: LoadedEncoder, target: Target, precision: str, profile: Profi
 
 def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row) -> None:
     """The model card beside an artifact (`<file>.md`)."""
-    from edgessl.evaluation.model_card import write_model_card
+    from edgessl.export.model_card import write_model_card
+    from edgessl.methods import describe
 
     export = {k: meta[k] for k in ("target", "precision", "layout", "input_shape", "input") if k in meta}
     export.update({k: meta[k] for k in ("quantization", "calibration_images", "input_quantization",
@@ -111,6 +141,7 @@ def _card(path: Path, enc: LoadedEncoder, meta: dict[str, Any], row: Row) -> Non
                "cosine_min": row.cosine_min, f"latency_ms_batch1_{row.threads}_threads": row.latency_ms}
     write_model_card(path.with_name(path.name + ".md"),
                      {**enc.info, "image_size": meta["image_size"], "name": path.name, "data": asdict(enc.cfg.data),
+                      "method": describe(enc.cfg),
                       "config": enc.cfg.to_dict(),
                       "epoch": enc.epoch, "checkpoint": str(enc.path), "metrics": metrics, "export": export})
 
@@ -175,8 +206,8 @@ def _header(enc: LoadedEncoder, ref: Reference, tolerance: float | dict[str, flo
             "image_size": enc.cfg.data.image_size, "tolerance": tolerance,
             "data": {k: getattr(enc.cfg.data, k) for k in ("format", "root", "train_samples")},
             "reference": {"runtime": "pytorch fp32", "knn_top1": ref.knn_top1, "k": ref.k,
-                          "temperature": ref.temperature, "num_train": len(ref.train.labels),
-                          "num_test": len(ref.test.labels)}}
+                          "temperature": ref.temperature, "num_train": ref.num_train,
+                          "num_test": len(ref.test_feats)}}
 
 
 def _pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads: int, warmup: int,
@@ -205,6 +236,11 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     `name` is the artifacts' base name (default: the recipe's name); `qat` adds, per target, an int8 artifact
     made by quantization-aware training (`<name>_int8_qat<suffix>`, method "qat") beside the PTQ one.
     """
+    if not targets:
+        raise EdgeSSLError(f"--target is empty; choose one or more of: {', '.join(TARGETS)}")
+    check_tolerance(tolerance)
+    if name is not None:
+        _check_name(name, True)
     chosen = [get_target(name) for name in targets]
     for precision in precisions:
         if precision not in PRECISIONS:
@@ -213,6 +249,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
         target.require()
     enc = _encoder(checkpoint, overrides)
     name = name or enc.cfg.name
+    _check_name(name, False)
     out = Path(out_dir)
     _refuse_other_export(out / f"{name}_benchmark.json", enc.path)
     arch, size = enc.info["arch"], enc.cfg.data.image_size
@@ -262,10 +299,10 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     uniform = set(tols.values())
     header = _header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
     md = write_table(rows, header, stem.with_suffix(".md"), stem.with_suffix(".json"))
-    run_dir = enc.path.parent
-    if (run_dir / "config.yaml").is_file():  # a run folder: `edgessl report` shows its newest export table
-        shutil.copyfile(stem.with_suffix(".json"), run_dir / f".{RUN_TABLE}.tmp")
-        os.replace(run_dir / f".{RUN_TABLE}.tmp", run_dir / RUN_TABLE)
+    run = RunFolder(enc.path.parent)
+    if run.config.is_file():  # a run folder: `edgessl report` shows its newest export table
+        shutil.copyfile(stem.with_suffix(".json"), run / f".{run.EXPORT_TABLE}.tmp")
+        os.replace(run / f".{run.EXPORT_TABLE}.tmp", run / run.EXPORT_TABLE)
     return Result(rows, md, stem.with_suffix(".md"), stem.with_suffix(".json"))
 
 
@@ -289,12 +326,13 @@ def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, o
     """Re-run the on-device check of one exported artifact; the table goes beside it (`<file>.check.md/json`).
 
     `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it."""
+    check_tolerance(tolerance)
     path = Path(artifact)
     if not path.is_file():
         raise EdgeSSLError(f"artifact '{path}' not found")
     target = target_of(path)
     target.require()
-    meta = target.metadata(path)
+    meta = _read_artifact(target, path)
     source = checkpoint or meta.get("checkpoint")
     if not source:
         raise EdgeSSLError(f"'{path}' has no edgessl metadata naming its checkpoint; pass --checkpoint PATH")

@@ -6,7 +6,7 @@ fake-quantized module to `Finetuner`, which trains it so that what is trained is
 
 The loss needs no labels: the frozen fp32 encoder is the teacher, and the fake-quantized student matches the
 relations of the teacher's embeddings to a FIFO queue of past teacher embeddings (the relation cross-entropy that
-distillation and pruning recovery use, `edgessl.method.loss.relation_loss`) plus `cosine_weight` x (1 - cosine)
+distillation and pruning recovery use, `edgessl.methods.losses.relation_loss`) plus `cosine_weight` x (1 - cosine)
 to the teacher's embedding of the same image (what the on-device check measures). Batch norm keeps its running
 statistics (the student is fine-tuned in eval form): a few hundred steps of small batches would otherwise replace
 them with noisier ones. Ctrl-C aborts the export like any other interrupt: the staging folder is removed, so no
@@ -25,8 +25,8 @@ from torch import nn
 from tqdm import trange
 
 from edgessl.errors import EdgeSSLError
-from edgessl.method.loss import relation_loss
-from edgessl.method.queue import EmbeddingQueue
+from edgessl.methods.losses import relation_loss
+from edgessl.methods.queue import EmbeddingQueue
 
 
 @dataclass(frozen=True)

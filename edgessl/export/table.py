@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-RUN_TABLE = "export_report.json"  # the newest export table, copied into the checkpoint's run folder for the report
 COLUMNS = ("target", "runtime", "precision", "method", "status", "file", "size_mb", "cosine_mean", "cosine_min",
            "knn_top1", "knn_delta", "latency_ms", "speedup", "threads", "note")
 

@@ -12,7 +12,7 @@ Checkpoint layouts read (always with `weights_only=True`):
 The stem follows the teacher, not the student's recipe: an edgessl checkpoint's own recipe says it; for a ResNet
 state dict, a 7x7 `conv1` is the ImageNet stem (stride 2 and max-pool), a 3x3 one the CIFAR stem (stride 1, no
 max-pool), so the teacher is rebuilt exactly as it was trained.
-The embedding is the projector output when the checkpoint has a projector (edgessl) and `teacher.embedding` is
+The embedding is the projector output when the checkpoint has a projector (edgessl) and `distill.embedding` is
 auto or projector; otherwise the pooled backbone features.
 """
 
@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgessl.config import TeacherConfig
+from edgessl.checkpoint import Checkpoint
+from edgessl.config import DistillConfig
 from edgessl.errors import EdgeSSLError
 from edgessl.models.heads import mlp
 from edgessl.models.registry import ARCHS, build_backbone, check_arch, feature_dim
@@ -106,16 +107,16 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_teacher_config(t: TeacherConfig) -> Path:
-    """The teacher checkpoint's path, or a one-line error saying which `teacher.*` key to fix."""
-    check_arch(t.arch, "teacher.arch")
+def _check_teacher_config(t: DistillConfig) -> Path:
+    """The teacher checkpoint's path, or a one-line error saying which `distill.*` key to fix."""
+    check_arch(t.arch, "distill.arch")
     if not t.checkpoint:
-        raise EdgeSSLError(f"teacher.arch={t.arch} is set but teacher.checkpoint is empty; set "
-                           "teacher.checkpoint=<a ResNet .pt>, or teacher.arch='' to train without a teacher")
+        raise EdgeSSLError(f"distill.arch={t.arch} is set but distill.checkpoint is empty; set "
+                           "distill.checkpoint=<a ResNet .pt>, or distill.arch='' to train without a teacher")
     path = Path(t.checkpoint)
     if not path.is_file():
-        raise EdgeSSLError(f"teacher.checkpoint '{path}' not found; train the teacher first (e.g. `edgessl pretrain "
-                           "recipes/resnet18_teacher_cifar10.yaml`) or set teacher.checkpoint=<path to a ResNet .pt>")
+        raise EdgeSSLError(f"distill.checkpoint '{path}' not found; train the teacher first (e.g. `edgessl pretrain "
+                           "recipes/resnet18_teacher_cifar10.yaml`) or set distill.checkpoint=<path to a ResNet .pt>")
     return path
 
 
@@ -124,18 +125,19 @@ def _read_weights(path: Path, arch: str) -> tuple[dict[str, torch.Tensor], str, 
     checkpoint its recipe's `model` section (which shapes the projector)."""
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict):
-        raise EdgeSSLError(f"teacher.checkpoint '{path}' holds a {type(ckpt).__name__}, not a state dict; "
+        raise EdgeSSLError(f"distill.checkpoint '{path}' holds a {type(ckpt).__name__}, not a state dict; "
                            "pass an edgessl last.pt or a ResNet state dict")
-    if "edgessl" in ckpt and "encoder" in ckpt:
-        trained = ckpt["encoder"]["arch"]
+    if Checkpoint.is_edgessl(ckpt):
+        edgessl = Checkpoint.from_dict(ckpt, path)
+        trained = edgessl.encoder["arch"]
         if trained != arch:
-            raise EdgeSSLError(f"teacher.checkpoint '{path}' is an edgessl {trained} checkpoint but teacher.arch is "
-                               f"{arch}; set teacher.arch={trained}")
+            raise EdgeSSLError(f"distill.checkpoint '{path}' is an edgessl {trained} checkpoint but distill.arch is "
+                               f"{arch}; set distill.arch={trained}")
         keep = ("student.backbone.", "student.projector.")
-        state = {k[len("student."):]: v for k, v in ckpt["model"].items() if k.startswith(keep)}
-        return state, "edgessl", ckpt["config"]["model"]
+        state = {k[len("student."):]: v for k, v in edgessl.model.items() if k.startswith(keep)}
+        return state, "edgessl", edgessl.config["model"]
     if ARCHS[arch].stem != "resnet":
-        raise EdgeSSLError(f"teacher.checkpoint '{path}' is not an edgessl checkpoint: plain state dicts are read for "
+        raise EdgeSSLError(f"distill.checkpoint '{path}' is not an edgessl checkpoint: plain state dicts are read for "
                            f"ResNets only ({', '.join(RESNETS)}); a {arch} teacher must be an edgessl last.pt")
     state = next((ckpt[k] for k in ("state_dict", "model") if isinstance(ckpt.get(k), dict)), ckpt)
     prefix = next((p for p in PREFIXES if any(str(k).startswith(p) for k in state)), "")
@@ -147,7 +149,7 @@ def _read_weights(path: Path, arch: str) -> tuple[dict[str, torch.Tensor], str, 
     return {f"backbone.{k}": v for k, v in weights.items()}, layout, None
 
 
-def _load_exact(teacher: nn.Module, state: dict[str, torch.Tensor], t: TeacherConfig, path: Path) -> None:
+def _load_exact(teacher: nn.Module, state: dict[str, torch.Tensor], t: DistillConfig, path: Path) -> None:
     """Load `state` into `teacher`, refusing any missing, unexpected or wrongly shaped key with one line."""
     expected = teacher.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
@@ -157,19 +159,19 @@ def _load_exact(teacher: nn.Module, state: dict[str, torch.Tensor], t: TeacherCo
     problems = [f"{len(keys)} {what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
                 for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
     if problems:
-        raise EdgeSSLError(f"teacher.checkpoint '{path}' does not match teacher.arch={t.arch}: {'; '.join(problems)}; "
-                           "set teacher.arch to the architecture the checkpoint was trained with")
+        raise EdgeSSLError(f"distill.checkpoint '{path}' does not match distill.arch={t.arch}: {'; '.join(problems)}; "
+                           "set distill.arch to the architecture the checkpoint was trained with")
     teacher.load_state_dict(state, strict=False)  # only `num_batches_tracked` may be absent (older files)
 
 
-def load_teacher(t: TeacherConfig) -> FrozenTeacher:
-    """The frozen teacher `teacher.*` describes, with its weights checked key by key against `teacher.arch`."""
+def load_teacher(t: DistillConfig) -> FrozenTeacher:
+    """The frozen teacher `distill.*` describes, with its weights checked key by key against `distill.arch`."""
     path = _check_teacher_config(t)
     state, layout, projector_cfg = _read_weights(path, t.arch)
     has_projector = any(k.startswith("projector.") for k in state)
     if t.embedding == "projector" and not has_projector:
-        raise EdgeSSLError(f"teacher.embedding=projector but teacher.checkpoint '{path}' ({layout}) has no projector; "
-                           "use teacher.embedding=pooled or auto")
+        raise EdgeSSLError(f"distill.embedding=projector but distill.checkpoint '{path}' ({layout}) has no projector; "
+                           "use distill.embedding=pooled or auto")
     use_projector = has_projector and t.embedding != "pooled"
     if not use_projector:
         state = {k: v for k, v in state.items() if not k.startswith("projector.")}

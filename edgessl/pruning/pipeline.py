@@ -20,16 +20,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from edgessl.checkpoint import Checkpoint, RunFolder, checkpoint_path
 from edgessl.config import Config
-from edgessl.engine.checkpoint import FORMAT_VERSION, load_edgessl_checkpoint, load_encoder, save_atomic
 from edgessl.errors import EdgeSSLError
-from edgessl.evaluation.loading import CHECKPOINT_NAME, LoadedEncoder, checkpoint_path, load_trained_encoder
+from edgessl.folder_lock import hold
+from edgessl.models.encoder_loading import LoadedEncoder, load_encoder, load_trained_encoder
+from edgessl.models.structure import capture
 from edgessl.pruning.prune import check_settings, prune_to_target, require_torch_pruning
 from edgessl.pruning.recover import recovery_config
-from edgessl.pruning.report import REPORT_NAME, Stage, knn_top1, markdown, write_report
-from edgessl.pruning.structure import capture
-
-PRUNED_NAME = "pruned.pt"
+from edgessl.pruning.report import Stage, markdown, stage_knn, write_report
 TAYLOR_BATCH = 64  # images per Taylor-importance gradient (one batch per pruning step)
 
 
@@ -68,26 +67,25 @@ def _prune_fresh(enc: LoadedEncoder, settings: dict[str, Any], path: Path, log: 
     """Measure the original, prune it in place, measure again and save `path` (pruned.pt); the two stages."""
     cfg, size = enc.cfg, enc.info["image_size"]
     log(f"kNN top-1 of the unpruned encoder on {cfg.data.format} data ...")
-    before_knn = knn_top1(enc.model, cfg)
+    before_knn = stage_knn(enc.model, cfg)
     torch.manual_seed(cfg.train.seed)
     views = _views(cfg) if settings["importance"] == "taylor" else None
     before, after = prune_to_target(enc.model, size, settings["macs"], settings["params"], settings["importance"],
                                     settings["keep_stem"], settings["keep_embedding"], settings["round_to"], views,
                                     log)
     stages = [Stage("unpruned", before.macs, before.params, before_knn),
-              Stage("pruned", after.macs, after.params, knn_top1(enc.model, cfg))]
+              Stage("pruned", after.macs, after.params, stage_knn(enc.model, cfg))]
     structure = capture(enc.model)
-    save_atomic({"edgessl": FORMAT_VERSION, "config": cfg.to_dict(), "epoch": 0, "step": 0,
-                 "encoder": {**enc.info, "feature_dim": structure["feature_dim"], "pruned": structure},
-                 "model": {f"student.backbone.{k}": v for k, v in enc.model.state_dict().items()},
-                 "pruning": {"settings": settings, "stages": [asdict(s) for s in stages]}}, path)
+    Checkpoint(cfg.to_dict(), {**enc.info, "feature_dim": structure["feature_dim"], "pruned": structure},
+               {f"student.backbone.{k}": v for k, v in enc.model.state_dict().items()},
+               pruning={"settings": settings, "stages": [asdict(s) for s in stages]}).save(path)
     load_encoder(path)  # fail here, not at export time, if the structure does not rebuild
     return stages
 
 
 def _reuse(path: Path, settings: dict[str, Any]) -> list[Stage]:
     """The stages recorded in an existing pruned.pt made with the same settings."""
-    record = load_edgessl_checkpoint(path).get("pruning") or {}
+    record = Checkpoint.load(path).pruning or {}
     if record.get("settings") != settings:
         raise EdgeSSLError(f"'{path}' was pruned with other settings ({record.get('settings')}); "
                            "pass --out <new folder> or delete it")
@@ -99,7 +97,7 @@ def prune_checkpoint(checkpoint: str | Path, macs: float | None = None, params: 
                      out: str | Path | None = None, keep_stem: bool = True, keep_embedding: bool = True,
                      round_to: int = 4, log: Callable[[str], None] = print) -> PruneResult:
     """Prune an edgessl checkpoint's encoder to `macs`/`params` x its cost, recover it for `recover_epochs`
-    (0 = none) by ReSSL + distillation from the unpruned encoder, and report the three stages.
+    (0 = none) by the original recipe's method + distillation from the unpruned encoder, and report the three stages.
 
     `overrides` are `key=value` changes to the checkpoint's recipe (e.g. data.root=...), used for the kNN and
     the recovery run.
@@ -114,10 +112,16 @@ def prune_checkpoint(checkpoint: str | Path, macs: float | None = None, params: 
         raise EdgeSSLError(f"'{path}' is already pruned; prune the original (unpruned) checkpoint with the "
                            "smaller target instead")
     out = Path(out) if out else default_out(path, macs, params)
-    out.mkdir(parents=True, exist_ok=True)
-    pruned_path = out / PRUNED_NAME
     settings = {"source": str(path.resolve()), "importance": importance, "macs": macs, "params": params,
                 "keep_stem": keep_stem, "keep_embedding": keep_embedding, "round_to": round_to}
+    with hold(out, "--out"):  # one prune at a time per folder (its recovery run holds it again)
+        return _prune_and_recover(enc, path, out, settings, recover_epochs, overrides, log)
+
+
+def _prune_and_recover(enc: LoadedEncoder, path: Path, out: Path, settings: dict[str, Any], recover_epochs: int,
+                       overrides: Sequence[str], log: Callable[[str], None]) -> PruneResult:
+    """`prune_checkpoint` in the held output folder: prune (or reuse pruned.pt), recover, report."""
+    pruned_path = RunFolder(out) / RunFolder.PRUNED
     if pruned_path.exists():
         log(f"reusing {pruned_path}")
         stages = _reuse(pruned_path, settings)
@@ -128,11 +132,11 @@ def prune_checkpoint(checkpoint: str | Path, macs: float | None = None, params: 
         from edgessl.engine.trainer import pretrain
 
         result = pretrain(recovery_config(enc.cfg.to_dict(), path, pruned_path, out, recover_epochs, overrides))
-        final, stopped = out / CHECKPOINT_NAME, result.stopped_early
+        final, stopped = RunFolder(out).last, result.stopped_early
         if not stopped:
             knn = result.knn[max(result.knn)]
             name = f"recovered ({recover_epochs} epoch{'s' if recover_epochs > 1 else ''})"
             stages.append(Stage(name, stages[1].macs, stages[1].params, knn))
-    write_report(out / REPORT_NAME, stages, {**settings, "pruned_checkpoint": str(pruned_path),
+    write_report(RunFolder(out) / RunFolder.PRUNE_REPORT, stages, {**settings, "pruned_checkpoint": str(pruned_path),
                                              "checkpoint": str(final), "recover_epochs": recover_epochs})
     return PruneResult(out, stages, final, stopped)

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgessl.errors import EdgeSSLError
-from edgessl.method.loss import relation_loss
+from edgessl.methods.losses import relation_loss
 from edgessl.models.registry import probe_output_shape
-from edgessl.pruning.structure import set_feature_dim
+from edgessl.models.structure import set_feature_dim
 
 if TYPE_CHECKING:
     from torch_pruning.pruner.importance import Importance

@@ -1,9 +1,9 @@
-"""The recovery phase after pruning: the pruned student trained with ReSSL plus relational distillation from the
+"""The recovery phase after pruning: the pruned student trained with its method plus relational distillation from the
 frozen unpruned encoder (spec section 5), by the ordinary training engine.
 
 Recovery is an ordinary `edgessl pretrain` run whose recipe says where to start and what to distil from:
 `model.init_checkpoint` = the pruned encoder (the engine rebuilds it, pruned structure included, and its
-checkpoints carry the structure on), `teacher.*` = the original checkpoint. So progress bars, checkpoints, the kNN
+checkpoints carry the structure on), `distill.*` = the original checkpoint. So progress bars, checkpoints, the kNN
 monitor and resuming (run the same command again, or `edgessl pretrain <out>/config.yaml`) all work as usual.
 """
 
@@ -18,7 +18,7 @@ from edgessl.config import Config, config_from_dict
 # Recovery defaults, applied before the user's key=value overrides (so those win): distil the pooled backbone features (what is evaluated
 # and deployed) rather than the projector output, at weight 1 (the original run's weight was for another teacher),
 # for the whole `--recover-epochs`.
-DEFAULTS = ("teacher.embedding=pooled", "teacher.weight=1.0", "train.max_steps=0")
+DEFAULTS = ("distill.embedding=pooled", "distill.weight=1.0", "train.max_steps=0")
 
 
 def recovery_config(recipe: dict[str, Any], original: Path, pruned: Path, out: Path, epochs: int,
@@ -29,6 +29,6 @@ def recovery_config(recipe: dict[str, Any], original: Path, pruned: Path, out: P
     cfg.output_dir = str(out)
     cfg.train.epochs = epochs
     cfg.model.init_checkpoint = str(pruned.resolve())
-    cfg.teacher.arch = cfg.model.arch
-    cfg.teacher.checkpoint = str(original.resolve())
+    cfg.distill.arch = cfg.model.arch
+    cfg.distill.checkpoint = str(original.resolve())
     return cfg

@@ -12,8 +12,6 @@ from torch import nn
 
 from edgessl.config import Config
 
-REPORT_NAME = "prune.json"
-
 
 @dataclass(frozen=True)
 class Stage:
@@ -25,21 +23,19 @@ class Stage:
     knn_top1: float | None
 
 
-def knn_top1(model: nn.Module, cfg: Config) -> float:
+def stage_knn(model: nn.Module, cfg: Config) -> float:
     """Weighted kNN top-1 (percent) of `model` on the recipe's data with its `knn.*` settings (spec section 6)."""
     from edgessl.engine.runtime import resolve_device
-    from edgessl.evaluation.features import extract_features
-    from edgessl.evaluation.knn import knn_classify
-    from edgessl.evaluation.loading import eval_loader
+    from edgessl.measure.knn import knn_top1
+    from edgessl.measure.loaders import eval_loaders
 
     device = resolve_device(cfg.train.device)
     model.to(device)
     try:
-        train, test = (extract_features(model, eval_loader(cfg, split), device, cfg.train.amp, progress=False)
-                       for split in ("train", "test"))
+        return knn_top1(model, eval_loaders(cfg), k=cfg.knn.k, temperature=cfg.knn.temperature, device=device,
+                        amp=cfg.train.amp).top1
     finally:
         model.cpu()
-    return float(knn_classify(*train, *test, k=cfg.knn.k, temperature=cfg.knn.temperature)["top1"])
 
 
 def markdown(stages: list[Stage]) -> str:

@@ -142,3 +142,13 @@ def test_stl10_layout(tmp_path, no_md5) -> None:
 def test_missing_torchvision_files_say_how_to_fix(tmp_path, fmt) -> None:
     with pytest.raises(EdgeSSLError, match=f"in '{tmp_path}.*set data.download=true or fix data.root"):
         build_dataset(DataConfig(format=fmt, root=str(tmp_path)), "train")
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path) -> None:
+    grey = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    Image.fromarray(grey).save(tmp_path / "train" / "a" / "wide.png")
+    assert Image.open(tmp_path / "train" / "a" / "wide.png").mode == "I;16"
+    pixels = np.asarray(image_folder(tmp_path, "train")[0][0])
+    assert pixels.shape == (64, 64, 3) and (pixels == 255).mean() < 0.01  # clipping made 99.6 % of them 255
+    assert np.abs(pixels[..., 0].astype(float) - grey / 257).max() <= 0.5

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from edgessl.engine.checkpoint import load_edgessl_checkpoint
+from edgessl.checkpoint import Checkpoint
 from tests.tiny_run import tiny
 
 STEPS, GLOBAL = 4, 16
@@ -94,13 +94,13 @@ def test_two_process_run_checkpoints_and_resumes_on_one(tmp_path):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert load_edgessl_checkpoint(run / "last.pt")["step"] == 4
+    assert Checkpoint.load(run / "last.pt").step == 4
     resumed = subprocess.run([sys.executable, "-m", "edgessl", "pretrain", str(run / "config.yaml"),
                               "train.epochs=2", "--resume"], cwd=root, env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
-    assert load_edgessl_checkpoint(run / "last.pt")["step"] == 8
+    assert Checkpoint.load(run / "last.pt").step == 8
 
 
 def test_world_size_must_divide_batch(tmp_path):
@@ -118,3 +118,97 @@ def test_nccl_without_gpus_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "0"), monkeypatch.setenv("WORLD_SIZE", "1"), monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(EdgeSSLError, match="dist.backend=nccl needs CUDA GPUs"):
         init_distributed(tiny(tmp_path, "dist.backend=nccl"))
+
+
+AUG = ("data.batched_augment=true", "train.knn_every=0")  # augmentation on the training device's RNG
+
+
+def _record_draws(rank: int, run_dir: Path, stop_at: int = 0) -> dict[int, torch.Tensor]:
+    """Pretrain the tiny recipe (or resume it) recording each step's augmented views; with `stop_at`, rank 0
+    sends itself SIGINT during that step (a preemption: the run saves a mid-epoch checkpoint and stops)."""
+    import signal
+
+    from edgessl.engine.trainer import Trainer
+
+    trainer = Trainer(tiny(run_dir, *AUG))
+    augment, draws = trainer.augment, {}
+
+    def recording(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        views = augment(images)
+        draws[trainer.step] = torch.cat([v.flatten() for v in views])
+        if trainer.step + 1 == stop_at and rank == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return views
+
+    trainer.augment = recording
+    result = trainer.fit()
+    assert result.stopped_early == bool(stop_at)
+    return draws
+
+
+def _resume_worker(rank: int, world: int, tmp: str) -> dict:
+    """On 2 processes: an unbroken run, a run stopped at step 2, and the resume of a 1-process run stopped at 2."""
+    tmp = Path(tmp)
+    return {"unbroken": _record_draws(rank, tmp / "u2"), "stopped": _record_draws(rank, tmp / "b21", stop_at=2),
+            "resumed": _record_draws(rank, tmp / "b12")}
+
+
+@pytest.mark.slow
+def test_resume_across_world_sizes_draws_what_an_unbroken_run_draws(tmp_path):
+    """2 -> 1 and 1 -> 2 processes, preempted mid-epoch (step 2 of 4): from the resume point on, each rank
+    draws the augmentations an unbroken run of the new world size draws, and no two ranks draw alike."""
+    from tests.gloo import run_gloo
+
+    unbroken1 = _record_draws(0, tmp_path / "u1")
+    stopped1 = _record_draws(0, tmp_path / "b12", stop_at=2)
+    ranks = run_gloo(_resume_worker, 2, str(tmp_path))
+    resumed1 = _record_draws(0, tmp_path / "b21")
+    assert Checkpoint.load(tmp_path / "b21" / "last.pt").step == 8
+    assert sorted(stopped1) == sorted(ranks[0]["stopped"]) == [0, 1] and sorted(resumed1) == list(range(2, 8))
+    for step in range(2, 8):
+        assert torch.equal(resumed1[step], unbroken1[step]), step
+        for rank in (0, 1):
+            assert torch.equal(ranks[rank]["resumed"][step], ranks[rank]["unbroken"][step]), (rank, step)
+        assert not torch.equal(ranks[0]["unbroken"][step][:100], ranks[1]["unbroken"][step][:100])
+
+
+def _nan_worker(rank: int, world: int, run_dir: str) -> str:
+    """Rank 1's loss turns NaN at step 3; returns the error each rank stops with."""
+    from edgessl.engine.trainer import Trainer
+    from edgessl.errors import EdgeSSLError
+
+    trainer = Trainer(tiny(run_dir, "train.knn_every=0"))
+    step = trainer.train_step
+
+    def poisoned(*views: torch.Tensor):
+        out = step(*views)
+        if rank == 1 and trainer.step == 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    trainer.train_step = poisoned
+    try:
+        trainer.fit()
+    except EdgeSSLError as exc:
+        return str(exc)
+    return "trained on"
+
+
+@pytest.mark.slow
+def test_nan_on_one_rank_stops_every_rank_with_the_same_message(tmp_path):
+    from tests.gloo import run_gloo
+
+    messages = run_gloo(_nan_worker, 2, str(tmp_path / "run"), timeout_s=30)  # a hang fails after 30 s
+    assert messages[0] == messages[1]
+    assert "loss became NaN/inf at step 3 (epoch 1)" in messages[0]
+
+
+def test_pretrain_under_torchrun_leaves_the_process_group(tmp_path, monkeypatch):
+    from edgessl.engine.trainer import pretrain
+    from tests.gloo import free_port
+
+    for key, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+    pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0", "train.max_steps=1", "dist.backend=gloo"))
+    assert not dist.is_initialized()

@@ -21,7 +21,8 @@ def test_eval_and_report_on_a_tiny_run(tmp_path, capsys):
 
     assert main(["eval", str(tmp_path / "last.pt"), "knn.k=3", "--knn", "--no-progress"]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert result["knn"]["k"] == 3 and "linear" not in result  # --knn only; k from the override
+    assert result["knn"]["k"] == 3  # --knn only; k from the override
+    assert result["linear"]["epochs"] == 3  # the probe of the same weights is kept, with its settings
 
     assert main(["report", str(tmp_path), "--tsne-samples", "20", "--no-progress"]) == 0
     page = (tmp_path / "report.html").read_text()

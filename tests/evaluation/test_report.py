@@ -45,7 +45,8 @@ def test_report_references_existing_pngs(tmp_path, capsys):
     assert all((run / p).is_file() for p in pngs)
     assert "linear probe, best (epoch 90)" in page and "<td>39.5</td>" in page  # eval results
     assert "int8" in page and "1.4" in page  # export table
-    assert "queue_size: 4096" in page  # the recipe
+    assert "method: ressl" in page and "batch_size: 256" in page  # the recipe
+    assert "ressl (trained loss: infonce, then relation)" in page  # the summary names the method and its losses
     assert "tsne" not in page  # no checkpoint: no embedding plot
     assert "report.html" in capsys.readouterr().out
 

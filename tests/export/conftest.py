@@ -19,7 +19,7 @@ from edgessl.cli import main
 from edgessl.config import Config, load_config
 from edgessl.data import MEAN, STD, SyntheticShapes, eval_transform
 from edgessl.export.calibration import CalibrationWarning
-from edgessl.export.table import RUN_TABLE
+from edgessl.checkpoint import RunFolder
 from edgessl.models import build_backbone, feature_dim
 
 ARCH, SIZE = "mobilenetv3_small_100", 32
@@ -64,7 +64,7 @@ def train_encoder(steps: int = STEPS) -> torch.nn.Module:
 
 
 def save_checkpoint(model: torch.nn.Module, cfg: Config, path: Path) -> Path:
-    """The encoder in the layout `edgessl.engine.checkpoint.load_encoder` reads."""
+    """The encoder in the layout `edgessl.models.encoder_loading.load_encoder` reads."""
     encoder = {"arch": ARCH, "stem_stride": 1, "image_size": SIZE, "feature_dim": feature_dim(model),
                "mean": list(MEAN), "std": list(STD)}
     torch.save({"edgessl": 1, "config": cfg.to_dict(), "encoder": encoder, "epoch": 1, "step": STEPS,
@@ -109,10 +109,14 @@ class Exported:
 def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """`edgessl export CKPT` to every target, fp32 and int8 (the slow part, shared by the tests).
 
-    `--tolerance -100` (demanding a 100-point kNN gain) forces every artifact to fail, so the same run also
-    shows that a failed tolerance gives exit code 1 while all artifacts and the table are still written."""
+    Every artifact is made to miss its tolerance (the tolerance test answers "fail"; a negative --tolerance is
+    refused), so the same run also shows that a failed tolerance gives exit code 1 while all artifacts and the
+    table are still written."""
+    from edgessl.export import pipeline
+
     out = tmp_path_factory.mktemp("exported")
-    with pytest.warns(CalibrationWarning, match=f"only {CALIB} images"):
-        code = cli("export", str(checkpoint), "--out", str(out), "--calib", str(CALIB), "--tolerance", "-100")
+    with pytest.MonkeyPatch.context() as patch, pytest.warns(CalibrationWarning, match=f"only {CALIB} images"):
+        patch.setattr(pipeline, "status", lambda knn_delta, tolerance: "fail")
+        code = cli("export", str(checkpoint), "--out", str(out), "--calib", str(CALIB))
     return Exported(code, out, json.loads((out / "tiny_benchmark.json").read_text()),
-                    json.loads((checkpoint.parent / RUN_TABLE).read_text()))
+                    json.loads((checkpoint.parent / RunFolder.EXPORT_TABLE).read_text()))

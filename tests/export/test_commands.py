@@ -19,12 +19,15 @@ from .conftest import Exported, cli
 
 
 @pytest.mark.slow
-def test_check_command_reruns_an_artifact(exported: Exported, capsys) -> None:
+def test_check_command_reruns_an_artifact(exported: Exported, capsys, monkeypatch) -> None:
+    from edgessl.export import pipeline
+
     artifact = exported.out / "tiny_int8.onnx"
     assert cli("check", str(artifact), "--tolerance", "100") == 0  # kNN of a 60-step model is noise
     table = json.loads(artifact.with_name(artifact.name + ".check.json").read_text())
     assert [r["precision"] for r in table["rows"]] == ["fp32", "int8"]
-    assert cli("check", str(artifact), "--tolerance", "-100") == 1
+    monkeypatch.setattr(pipeline, "status", lambda knn_delta, tolerance: "fail")  # a missed tolerance
+    assert cli("check", str(artifact)) == 1
     assert "❌ fail" in capsys.readouterr().out
 
 

@@ -38,7 +38,7 @@ def _first_conv(model: torch.nn.Module, tmp: Path) -> str:
 
 @pytest.mark.slow
 def test_named_node_stays_float_and_check_passes(checkpoint: Path, tmp_path: Path) -> None:
-    from edgessl.engine.checkpoint import load_encoder
+    from edgessl.models.encoder_loading import load_encoder
 
     name = _first_conv(load_encoder(checkpoint)[0].eval(), tmp_path)
     profiles = tmp_path / "profiles"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgessl.engine.checkpoint import load_encoder
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.errors import EdgeSSLError
 from edgessl.export import TARGETS
 from edgessl.export.check import cosine

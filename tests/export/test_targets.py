@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from edgessl.data import MEAN, STD
-from edgessl.engine.checkpoint import load_encoder
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.export import TARGETS
 from edgessl.export.check import cosine
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from edgessl.config import TeacherConfig
+from edgessl.config import DistillConfig
 from edgessl.errors import EdgeSSLError
 from edgessl.models.teacher_loading import load_teacher
 
@@ -32,8 +32,8 @@ def _pooled(model: nn.Module) -> torch.Tensor:
     return F.normalize(model.eval()(X), dim=1)
 
 
-def _teacher(path, arch: str = "resnet18", **kw) -> TeacherConfig:
-    return TeacherConfig(arch=arch, checkpoint=str(path), **kw)
+def _teacher(path, arch: str = "resnet18", **kw) -> DistillConfig:
+    return DistillConfig(arch=arch, checkpoint=str(path), **kw)
 
 
 def test_plain_timm_state_dict_with_classifier_is_imagenet_stem(tmp_path):
@@ -104,7 +104,7 @@ def test_teacher_is_frozen_and_stays_in_eval_mode(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in teacher.named_buffers())
 
 
-def _one_line_error(cfg: TeacherConfig, *words: str) -> None:
+def _one_line_error(cfg: DistillConfig, *words: str) -> None:
     with pytest.raises(EdgeSSLError) as err:
         load_teacher(cfg)
     msg = str(err.value)
@@ -115,20 +115,20 @@ def _one_line_error(cfg: TeacherConfig, *words: str) -> None:
 
 def test_mismatched_architectures_list_the_first_keys(tmp_path, edgessl_ckpt):
     torch.save(timm.create_model("resnet34").state_dict(), tmp_path / "r34.pt")
-    _one_line_error(_teacher(tmp_path / "r34.pt"), "does not match teacher.arch=resnet18", "unexpected",
+    _one_line_error(_teacher(tmp_path / "r34.pt"), "does not match distill.arch=resnet18", "unexpected",
                     "backbone.layer1.2.")
     torch.save(timm.create_model("resnet50").state_dict(), tmp_path / "r50.pt")
     _one_line_error(_teacher(tmp_path / "r50.pt"), "unexpected", "wrong shape",
                     "backbone.layer1.0.conv1.weight [64, 64, 1, 1] vs [64, 64, 3, 3]")
     _one_line_error(_teacher(tmp_path / "r50.pt", arch="resnet101"), "missing", "backbone.layer3.6.")
-    _one_line_error(_teacher(edgessl_ckpt[0], arch="resnet34"), "edgessl resnet18 checkpoint", "teacher.arch=resnet18")
+    _one_line_error(_teacher(edgessl_ckpt[0], arch="resnet34"), "edgessl resnet18 checkpoint", "distill.arch=resnet18")
 
 
 @pytest.mark.parametrize("cfg, words", [
-    (TeacherConfig(arch="resnet18"), ["teacher.checkpoint is empty"]),
-    (TeacherConfig(arch="resnet18", checkpoint="nope/last.pt"),
-     ["teacher.checkpoint 'nope/last.pt' not found", "resnet18_teacher_cifar10.yaml"]),
-    (TeacherConfig(arch="resnet9000", checkpoint="x.pt"), ["unknown teacher.arch"]),
+    (DistillConfig(arch="resnet18"), ["distill.checkpoint is empty"]),
+    (DistillConfig(arch="resnet18", checkpoint="nope/last.pt"),
+     ["distill.checkpoint 'nope/last.pt' not found", "resnet18_teacher_cifar10.yaml"]),
+    (DistillConfig(arch="resnet9000", checkpoint="x.pt"), ["unknown distill.arch"]),
 ])
 def test_bad_teacher_settings_are_one_line_errors(cfg, words):
     _one_line_error(cfg, *words)
@@ -136,9 +136,9 @@ def test_bad_teacher_settings_are_one_line_errors(cfg, words):
 
 def test_projector_embedding_needs_a_projector_and_pickles_are_refused(tmp_path):
     torch.save(_cifar_torchvision_resnet18().state_dict(), tmp_path / "tv.pt")
-    _one_line_error(_teacher(tmp_path / "tv.pt", embedding="projector"), "has no projector", "teacher.embedding=pooled")
-    torch.save({"state_dict": {}, "args": TeacherConfig()}, tmp_path / "pickled.pt")  # arbitrary object: not weights
-    _one_line_error(_teacher(tmp_path / "pickled.pt"), "not a readable PyTorch checkpoint")
+    _one_line_error(_teacher(tmp_path / "tv.pt", embedding="projector"), "has no projector", "distill.embedding=pooled")
+    torch.save({"state_dict": {}, "args": DistillConfig()}, tmp_path / "pickled.pt")  # arbitrary object: not weights
+    _one_line_error(_teacher(tmp_path / "pickled.pt"), "is not a plain-weights checkpoint (it would run code")
 
 
 def test_edgessl_projector_with_input_norm_and_output_bn(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgessl.engine.checkpoint import load_encoder
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.export import get_target
 from edgessl.models import build_backbone, feature_dim
 from edgessl.pruning.pipeline import prune_checkpoint

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgessl.config import TeacherConfig, load_config
-from edgessl.engine.checkpoint import load_edgessl_checkpoint, load_encoder
+from edgessl.config import DistillConfig, load_config
+from edgessl.checkpoint import Checkpoint
+from edgessl.models.encoder_loading import load_encoder
 from edgessl.engine.trainer import Trainer
 from edgessl.errors import EdgeSSLError
 from edgessl.models.teacher_loading import load_teacher
@@ -25,9 +26,9 @@ def test_recovery_defaults_yield_to_user_overrides(tmp_path):
     recipe = tiny(tmp_path).to_dict()
     ckpt = tmp_path / "last.pt"
     default = recovery_config(recipe, ckpt, tmp_path / "pruned.pt", tmp_path / "out", 3)
-    assert (default.teacher.weight, default.teacher.embedding, default.train.epochs) == (1.0, "pooled", 3)
-    chosen = recovery_config(recipe, ckpt, tmp_path / "pruned.pt", tmp_path / "out", 3, ["teacher.weight=0.5"])
-    assert chosen.teacher.weight == 0.5 and chosen.teacher.checkpoint == str(ckpt.resolve())
+    assert (default.distill.weight, default.distill.embedding, default.train.epochs) == (1.0, "pooled", 3)
+    chosen = recovery_config(recipe, ckpt, tmp_path / "pruned.pt", tmp_path / "out", 3, ["distill.weight=0.5"])
+    assert chosen.distill.weight == 0.5 and chosen.distill.checkpoint == str(ckpt.resolve())
 
 
 @pytest.mark.slow
@@ -36,9 +37,9 @@ def test_tiny_recovery_writes_a_pruned_checkpoint_and_resumes(tmp_path, mnv3_che
     result = prune_checkpoint(mnv3_checkpoint, macs=0.5, recover_epochs=1, out=out, log=quiet)
     assert [s.name for s in result.stages] == ["unpruned", "pruned", "recovered (1 epoch)"]
     assert result.checkpoint == out / "last.pt" and (out / "prune.json").exists()
-    ckpt, pruned = load_edgessl_checkpoint(out / "last.pt"), load_edgessl_checkpoint(out / "pruned.pt")
-    assert ckpt["step"] == 4 and ckpt["encoder"]["pruned"] == pruned["encoder"]["pruned"]
-    assert (ckpt["teacher"]["arch"], ckpt["teacher"]["embedding"]) == ("mobilenetv3_small_100", "pooled")
+    ckpt, pruned = Checkpoint.load(out / "last.pt"), Checkpoint.load(out / "pruned.pt")
+    assert ckpt.step == 4 and ckpt.encoder["pruned"] == pruned.encoder["pruned"]
+    assert (ckpt.distill["arch"], ckpt.distill["embedding"]) == ("mobilenetv3_small_100", "pooled")
     model, _ = load_encoder(out / "last.pt")
     start, _ = load_encoder(out / "pruned.pt")
     x = torch.randn(2, 3, 16, 16)
@@ -47,13 +48,13 @@ def test_tiny_recovery_writes_a_pruned_checkpoint_and_resumes(tmp_path, mnv3_che
     assert load_config(out / "config.yaml").model.init_checkpoint == str((out / "pruned.pt").resolve())
 
     again = prune_checkpoint(mnv3_checkpoint, macs=0.5, recover_epochs=1, out=out, log=quiet)  # reuse + resume
-    assert again.stages == result.stages and load_edgessl_checkpoint(out / "last.pt")["step"] == 4
+    assert again.stages == result.stages and Checkpoint.load(out / "last.pt").step == 4
     with pytest.raises(EdgeSSLError, match="pruned with other settings"):
         prune_checkpoint(mnv3_checkpoint, macs=0.4, recover_epochs=1, out=out, log=quiet)
 
 
 def test_teacher_loader_reads_a_mobilenet_edgessl_checkpoint(tmp_path, mnv3_checkpoint):
-    teacher = load_teacher(TeacherConfig(arch="mobilenetv3_small_100", checkpoint=str(mnv3_checkpoint),
+    teacher = load_teacher(DistillConfig(arch="mobilenetv3_small_100", checkpoint=str(mnv3_checkpoint),
                                          embedding="pooled"))
     assert (teacher.source.stem_stride, teacher.source.embed_dim) == (1, 1024)  # the stem from its recipe
     student, _ = load_encoder(mnv3_checkpoint)
@@ -62,7 +63,7 @@ def test_teacher_loader_reads_a_mobilenet_edgessl_checkpoint(tmp_path, mnv3_chec
         assert torch.allclose(teacher(x), torch.nn.functional.normalize(student(x), dim=1), atol=1e-5)
     torch.save(student.state_dict(), tmp_path / "plain.pt")
     with pytest.raises(EdgeSSLError, match="plain state dicts are read for ResNets only"):
-        load_teacher(TeacherConfig(arch="mobilenetv3_small_100", checkpoint=str(tmp_path / "plain.pt")))
+        load_teacher(DistillConfig(arch="mobilenetv3_small_100", checkpoint=str(tmp_path / "plain.pt")))
 
 
 def test_init_checkpoint_must_match_the_recipe_arch(tmp_path, mnv3_checkpoint):

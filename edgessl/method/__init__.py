@@ -1,1 +1,0 @@
-"""ReSSL: the relational loss, the queue, the EMA teacher and the batch-norm tricks around it."""

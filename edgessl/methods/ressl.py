@@ -1,0 +1,67 @@
+"""`ressl`: relational self-supervised learning (spec sections 1-4), with the journal options: the student-only
+predictor (`model.predictor`), an InfoNCE warm-up and a mixture of InfoNCE and the relation loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from edgessl.config import bounds
+from edgessl.methods.ema_teacher import EmaTeacherMethod, EmaTeacherOptions
+from edgessl.methods.losses import infonce_loss, relation_loss
+
+
+@dataclass
+class Options(EmaTeacherOptions):
+    """The `ressl:` recipe section."""
+
+    tau_s: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
+    infonce_warmup_epochs: float = field(default=0.0, metadata=bounds(0))  # journal extension; 0 = off
+    # after the warm-up: loss = infonce_weight x InfoNCE + (1 - infonce_weight) x relation; 0 = ReSSL's relation
+    # loss alone (official), 1 = InfoNCE alone (then prefer method=infonce, which says so)
+    infonce_weight: float = field(default=0.0, metadata=bounds(0, 1))
+
+
+def loss_kind(infonce_weight: float) -> str:
+    """The name of the loss a step uses, for the log: infonce, relation, or infonce+relation (a mixture)."""
+    return {0.0: "relation", 1.0: "infonce"}.get(float(infonce_weight), "infonce+relation")
+
+
+class ReSSL(EmaTeacherMethod):
+    """infonce_weight x InfoNCE + (1 - infonce_weight) x the relation loss, InfoNCE alone during the warm-up."""
+
+    name = "ressl"
+    Options = Options
+
+    def __init__(self, cfg, options: Options, backbone, ctx) -> None:
+        super().__init__(cfg, options, backbone, ctx)
+        self.tau_s = options.tau_s
+        self.infonce_steps = round(options.infonce_warmup_epochs * ctx.steps_per_epoch)
+
+    @classmethod
+    def describe(cls, options: Options) -> str:
+        w = options.infonce_weight
+        after = {"relation": "the relation loss (ReSSL)", "infonce": "InfoNCE alone (infonce_weight=1)"}.get(
+            loss_kind(w), f"{w:g} x InfoNCE + {1 - w:g} x the relation loss")
+        warm = options.infonce_warmup_epochs
+        return f"InfoNCE for {warm:g} epochs, then {after}" if warm else after
+
+    def schedule(self, step: int) -> dict[str, float]:
+        weight = 1.0 if step < self.infonce_steps else self.options.infonce_weight
+        return {**super().schedule(step), "infonce_weight": weight}
+
+    def target_loss(self, z_s, z_t, targets, sched):
+        weight = sched["infonce_weight"]
+        queue = self.queue.embeddings
+        loss = torch.zeros((), device=z_s.device)
+        if weight < 1:
+            for target in targets:
+                relation, p_t = relation_loss(z_s, target, queue, self.tau_s, self.tau_t)
+                loss = loss + (1 - weight) * relation / len(targets)
+        else:
+            p_t = self.relation_target(z_t)
+        if weight > 0:
+            for target in targets:
+                loss = loss + weight * infonce_loss(z_s, target, queue, self.tau_s) / len(targets)
+        return loss, loss_kind(weight), p_t
