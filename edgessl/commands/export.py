@@ -6,6 +6,7 @@ examples:
   edgessl export runs/mnv3s --calib 512 --tolerance 0.5   # exit 1 if kNN top-1 drops more than 0.5 pt
   edgessl export runs/mnv3s data.root=../shared/datasets/cifar10_full_jpegbytes.npz data.format=jpegbytes
   edgessl export runs/mnv4s --target tflite --int8 --bundle  # + exported/<name>_int8_tflite_bundle/ for a board
+  edgessl export runs/mnv3s --int8 --qat-steps 300           # adds <name>_int8_qat.* beside the PTQ int8 artifacts
 
 Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC; int8 TFLite takes it
 quantized with the scale/zero point in its metadata), batch 1, and record
@@ -15,6 +16,10 @@ cosine to PyTorch fp32 embeddings, kNN top-1 and its drop, batch-1 latency, size
 ONNX artifacts are also run in OpenCV DNN when it is installed (--consumers): a row that disagrees with ONNX
 Runtime on the same file fails.
 Defaults per target (opset, quantization settings, threads, calibration size, tolerance) live in export/<target>.yaml.
+--qat-steps N also fine-tunes, per target, the encoder with fake quantization inserted by that runtime's own
+quantizer (PT2E + LiteRT quantizer for TFLite, PT2E + X86 quantizer for ONNX Runtime, NNCF for OpenVINO), without
+labels: the frozen fp32 encoder is the teacher (relational distillation over a queue + cosine); the table's method
+column says ptq or qat.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None,
                    help="artifacts' base name: <out>/<name>_int8.onnx, ... (default: the recipe's name); an export "
                         "of another checkpoint under the same name in --out is refused, not overwritten")
+    p.add_argument("--qat-steps", type=int, default=0, metavar="N",
+                   help="also export int8 by quantization-aware training for N steps per target (default 0: PTQ only)")
+    p.add_argument("--qat-lr", type=float, default=5e-6, help="QAT learning rate (AdamW, cosine decay; default 5e-6)")
     p.add_argument("--profiles", default=None, help="folder of <target>.yaml profiles (default: the repo's export/)")
     p.add_argument("--consumers", default="auto",
                    help="other runtimes to also run each artifact in, as extra table rows: opencv (ONNX in OpenCV "
@@ -63,6 +71,7 @@ def newest_checkpoint(root: str = "runs") -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.export.pipeline import export_checkpoint
+    from edgessl.export.qat import QatSettings
     from edgessl.folder_lock import hold
 
     overrides = [i for i in args.overrides if "=" in i]
@@ -74,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = paths[0] if paths else newest_checkpoint()
     precisions = [p for p, on in (("fp32", args.fp32), ("int8", args.int8)) if on] or ["fp32", "int8"]
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    qat = QatSettings(args.qat_steps, args.qat_lr) if args.qat_steps else None
     with hold(args.out, "--out"):  # one export at a time per folder
         result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
                                    tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
-                                   name=args.name, consumers=args.consumers)
+                                   name=args.name, consumers=args.consumers, qat=qat)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
     if args.bundle:

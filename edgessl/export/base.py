@@ -32,6 +32,8 @@ from edgessl.export.profiles import Profile, load_profile
 if TYPE_CHECKING:
     from torch import nn
 
+    from edgessl.export.qat import Finetune
+
 Runner = Callable[[np.ndarray], np.ndarray]
 PRECISIONS = ("fp32", "int8")
 METADATA_KEY = "edgessl"  # the one metadata entry (a JSON object) every artifact carries
@@ -69,6 +71,12 @@ class Target(ABC):
                calib: np.ndarray | None = None) -> None:
         """Write `model` (eval mode, fp32) to `path`: fp32 when `calib` is None, else int8 post-training quantized
         with the normalized NCHW calibration images `calib`; `meta` goes into the artifact's metadata."""
+
+    def export_qat(self, model: nn.Module, example: np.ndarray, path: Path, profile: Profile, meta: dict[str, Any],
+                   calib: np.ndarray, finetune: Finetune) -> None:
+        """Write `model` int8 after quantization-aware training: this runtime's quantizer inserts fake quantization
+        (ranges initialised on `calib`), `finetune` trains that module (`edgessl.export.qat`), then it is converted."""
+        raise EdgeSSLError(f"target '{self.name}' has no quantization-aware training; drop --qat-steps for it")
 
     @abstractmethod
     def load(self, path: Path, threads: int) -> Runner:

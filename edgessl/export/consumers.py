@@ -116,5 +116,5 @@ def consumer_rows(consumers: Sequence[Consumer], target: Target, precision: str,
         row_status = status(m.knn_delta, tolerance) if ok else "fail"
         rows.append(Row(target.name, consumer.runtime(), precision, row_status, path.name, runtime_row.size_mb,
                         m.cosine_mean, m.cosine_min, m.knn_top1, m.knn_delta, m.latency_ms, None, profile.threads,
-                        note))
+                        note, runtime_row.method))
     return rows

@@ -7,7 +7,7 @@ checks the result in OpenCV DNN.
 
 int8 is QDQ (QuantizeLinear/DequantizeLinear around each quantized op) after `quant_pre_process` (shape inference
 and graph fusions), calibrated on the given images. U8S8 (uint8 activations, int8 weights) is the default: it is
-the fast MLAS path on x86 and ARM, while S8S8 ran 5-10x slower on this x86 CPU.
+the fast MLAS path on x86 and ARM, while S8S8 ran 5-10x slower on this x86 CPU. QAT: see `OnnxTarget.export_qat`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ from edgessl.export.profiles import Profile
 if TYPE_CHECKING:
     from torch import nn
 
+    from edgessl.export.qat import Finetune
+
 INPUT, OUTPUT = "input", "embedding"
 EXPORTERS = ("dynamo", "torchscript")
+FALLBACK_IMAGES = 64  # calibration images the float fallback measures cosines on (one quantization per node)
 
 
 def _session(path: Path, threads: int, profile_dir: Path | None = None) -> Any:
@@ -53,7 +56,8 @@ class OnnxTarget(Target):
     packages = {"onnx": "onnx==1.23.2", "onnxscript": "onnxscript==0.7.2", "onnxruntime": "onnxruntime==1.32.0"}
     options = {"opset": 18, "exporter": "dynamo"}
     quantization = {"format": "qdq", "activation": "uint8", "weight": "int8", "per_channel": True,
-                    "method": "minmax", "keep_float": []}
+                    "method": "minmax", "keep_float": [], "keep_float_nodes": [], "fallback_cosine": 0.0,
+                    "fallback_max": 16}
     choices = {"format": ("qdq", "qoperator"), "activation": ("uint8", "int8"), "weight": ("uint8", "int8"),
                "method": ("minmax", "percentile", "entropy")}
 
@@ -82,7 +86,7 @@ class OnnxTarget(Target):
             opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
             onnx.save(proto, str(graph))
             if calib is not None:
-                graph = self._quantize(graph, Path(tmp), profile.quantization, calib)
+                graph = self._quantize(graph, Path(tmp), profile.quantization, calib, meta)
                 proto = onnx.load(str(graph))
                 rewrites += [f"after quantization: {r}" for r in make_portable(proto)]
             meta = {**meta, "exporter": f"torch.onnx ({exporter})", "opset": opset, "producer": producer,
@@ -90,12 +94,58 @@ class OnnxTarget(Target):
             onnx.helper.set_model_props(proto, {METADATA_KEY: dumps(meta)})
             onnx.save(proto, str(path))
 
-    def _quantize(self, graph: Path, tmp: Path, q: dict[str, Any], calib: np.ndarray) -> Path:
-        """QDQ (or QOperator) static quantization of `graph` calibrated on `calib`."""
+    def export_qat(self, model: nn.Module, example: np.ndarray, path: Path, profile: Profile, meta: dict[str, Any],
+                   calib: np.ndarray, finetune: Finetune) -> None:
+        """PT2E QAT with torchao's X86 quantizer, exported by the same ONNX exporter as fp32 (a QDQ graph).
+
+        Why PT2E and not NNCF here: the X86 quantizer's scheme is ORT's fast one (uint8 asymmetric activations,
+        int8 per-channel weights, batch norm folded at convert), while NNCF's torch model exports with batch norm
+        unfolded between the weight's DequantizeLinear and the next Q, which ORT cannot fuse: on a 224 px
+        mobilenetv4_conv_small it ran 4x slower than fp32 (60.7 vs 15.4 ms), PT2E's graph at fp32 speed."""
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+
+        from edgessl.export.pt2e import quantized_graph
+
+        quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
+        self.export(quantized_graph(model, quantizer, calib, "NCHW", finetune), example, path, profile, meta)
+
+    def _quantize(self, graph: Path, tmp: Path, q: dict[str, Any], calib: np.ndarray, meta: dict[str, Any]) -> Path:
+        """QDQ (or QOperator) static quantization of `graph` calibrated on `calib`; op types in `keep_float` and
+        nodes in `keep_float_nodes` stay float, and `fallback_cosine` > 0 adds the measured float fallback
+        (`edgessl.export.fallback`), recording the float nodes in `meta["float_nodes"]`."""
         import onnx
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared, out = tmp / "prepared.onnx", tmp / "int8.onnx"
+        quant_pre_process(str(graph), str(prepared))
+        keep = set(q["keep_float"])
+        excluded = [n.name for n in onnx.load(str(prepared)).graph.node
+                    if n.op_type in keep or n.name in q["keep_float_nodes"]]
+        missing = set(q["keep_float_nodes"]) - set(excluded)
+        if missing:
+            raise EdgeSSLError(f"export/onnx.yaml quantization.keep_float_nodes: no node named {sorted(missing)} in "
+                               "the graph; use node names of the quant_pre_process graph (Netron shows them)")
+
+        def quantize(src: Path, dst: Path, only: list[str] | None, exclude: list[str]) -> None:
+            self._quantize_static(src, dst, q, calib, only, exclude)
+
+        if q["fallback_cosine"] > 0:
+            from edgessl.export.fallback import choose_float_nodes
+
+            excluded, reached = choose_float_nodes(prepared, calib[:FALLBACK_IMAGES], quantize, tmp,
+                                                   q["fallback_cosine"], q["fallback_max"], excluded)
+            meta.update(float_nodes=excluded, fallback_cosine_reached=round(reached, 5))
+        elif excluded:
+            meta.update(float_nodes=excluded)
+        quantize(prepared, out, None, excluded)
+        return out
+
+    @staticmethod
+    def _quantize_static(src: Path, dst: Path, q: dict[str, Any], calib: np.ndarray, only: list[str] | None,
+                         exclude: list[str]) -> None:
         from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                               quantize_static)
-        from onnxruntime.quantization.shape_inference import quant_pre_process
 
         class Images(CalibrationDataReader):
             def __init__(self) -> None:
@@ -105,22 +155,17 @@ class OnnxTarget(Target):
                 item = next(self.items, None)
                 return None if item is None else {INPUT: item}
 
-        prepared, out = tmp / "prepared.onnx", tmp / "int8.onnx"
-        quant_pre_process(str(graph), str(prepared))
-        keep = set(q["keep_float"])
-        excluded = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in keep]
         types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                    "entropy": CalibrationMethod.Entropy}
         try:
-            quantize_static(str(prepared), str(out), Images(),
+            quantize_static(str(src), str(dst), Images(),
                             quant_format=QuantFormat.QDQ if q["format"] == "qdq" else QuantFormat.QOperator,
                             activation_type=types[q["activation"]], weight_type=types[q["weight"]],
                             per_channel=q["per_channel"], calibrate_method=methods[q["method"]],
-                            nodes_to_exclude=excluded)
+                            nodes_to_quantize=only, nodes_to_exclude=exclude)
         except Exception as exc:
             raise conversion_error("onnxruntime quantization", exc) from None
-        return out
 
     def load(self, path: Path, threads: int) -> Runner:
         session = _session(path, threads)

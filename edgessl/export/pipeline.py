@@ -28,6 +28,7 @@ from edgessl.export.profiles import Profile
 from edgessl.export.table import Row, status, write_table
 
 if TYPE_CHECKING:
+    from edgessl.export.qat import Finetune, QatSettings
     from edgessl.models.encoder_loading import LoadedEncoder
 
 NOT_FASTER = 1.05  # int8 must beat fp32 by 5% to count as faster (latency noise on a shared CPU)
@@ -167,31 +168,41 @@ def _not_faster_note(target: Target, path: Path, speedup: float) -> str:
 
 
 def _artifact_row(target: Target, precision: str, path: Path, profile: Profile, ref: Reference, loaders: tuple,
-                  image: np.ndarray, tolerance: float) -> Row:
+                  image: np.ndarray, tolerance: float, method: str = "") -> Row:
     """Load one artifact in its runtime, measure it and make its table row."""
     runner = target.load(path, profile.threads)
     m = measure(runner, ref, *loaders, image, profile.warmup, profile.runs)
     return Row(target.name, target.runtime, precision, status(m.knn_delta, tolerance), path.name,
                round(size_mb(target.files(path)), 4), m.cosine_mean, m.cosine_min, m.knn_top1, m.knn_delta,
-               m.latency_ms, None, profile.threads)
+               m.latency_ms, None, profile.threads, method=method)
 
 
-def _speedups(rows: list[Row], paths: dict[tuple[str, str], Path], profiles: dict[str, Profile],
-              image: np.ndarray) -> None:
-    """Fill `speedup` (fp32 / int8 latency, same target) and the note when int8 is not faster. The two artifacts
-    of a target are timed again side by side (`paired_latency_ms`): timed minutes apart, around the kNN check,
+def _speedups(rows: list[Row], out: Path, profiles: dict[str, Profile], image: np.ndarray) -> None:
+    """Fill `speedup` (fp32 / int8 latency, same target) and the note when int8 is not faster. A target's fp32 and
+    int8 artifacts are timed again side by side (`paired_latency_ms`): timed minutes apart, around the kNN check,
     host drift on this VM turned a 1.55x speed-up into 0.97x."""
-    by_key = {(r.target, r.precision): r for r in rows}
     for name, profile in profiles.items():
-        fp32, int8 = by_key.get((name, "fp32")), by_key.get((name, "int8"))
-        if fp32 is None or int8 is None:
+        fp32 = next((r for r in rows if r.target == name and r.precision == "fp32"), None)
+        int8 = [r for r in rows if r.target == name and r.precision == "int8"]
+        if fp32 is None or not int8:
             continue
         target = get_target(name)
-        runners = [target.load(paths[(name, p)], profile.threads) for p in ("fp32", "int8")]
-        fp32.latency_ms, int8.latency_ms = paired_latency_ms(runners, image, profile.warmup, profile.runs)
-        int8.speedup = fp32.latency_ms / int8.latency_ms
-        if int8.speedup < NOT_FASTER:
-            int8.note = _not_faster_note(target, paths[(name, "int8")], int8.speedup)
+        runners = [target.load(out / r.file, profile.threads) for r in (fp32, *int8)]
+        fp32.latency_ms, *latencies = paired_latency_ms(runners, image, profile.warmup, profile.runs)
+        for row, latency in zip(int8, latencies):
+            row.latency_ms, row.speedup = latency, fp32.latency_ms / latency
+            if row.speedup < NOT_FASTER:
+                row.note = _not_faster_note(target, out / row.file, row.speedup)
+
+
+def _finetuner(enc: LoadedEncoder, qat: QatSettings, log: Callable[[str], None]) -> Finetune:
+    """The QAT trainer: the fp32 encoder as teacher, a pool of training images (eval transform) to draw from."""
+    from edgessl.export.calibration import calibration_images
+    from edgessl.export.qat import Finetuner
+
+    pool = calibration_images(enc.cfg.data, enc.cfg.data.image_size, qat.pool, seed=qat.seed + 1)
+    log(f"QAT: {qat.steps} steps of {qat.batch} images from a pool of {len(pool)} training images, lr {qat.lr:g}")
+    return Finetuner(enc.model, pool, qat, log)
 
 
 def _header(enc: LoadedEncoder, ref: Reference, tolerance: float | dict[str, float]) -> dict[str, Any]:
@@ -223,12 +234,15 @@ def _pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads:
 def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions: Sequence[str], out_dir: str | Path,
                       calib: int | None = None, tolerance: float | None = None, overrides: Sequence[str] = (),
                       profiles: str | Path | None = None, name: str | None = None, consumers: str = "auto",
+                      qat: QatSettings | None = None,
                       log: Callable[[str], None] = print) -> Result:
     """Export `checkpoint`'s encoder to each target in each precision, check every artifact, write the table.
 
     `calib`/`tolerance` override the profiles'; `overrides` are recipe `key=value` changes (e.g. data.root=...);
     `name` is the artifacts' base name (default: the recipe's name); `consumers` the other runtimes each
-    artifact is also checked in (`edgessl.export.consumers.resolve`), as extra rows after the targets' rows.
+    artifact is also checked in (`edgessl.export.consumers.resolve`), as extra rows after the targets' rows; `qat`
+    adds, per target, an int8 artifact made by quantization-aware training (`<name>_int8_qat<suffix>`, method "qat")
+    beside the PTQ one.
     """
     if not targets:
         raise EdgeSSLError(f"--target is empty; choose one or more of: {', '.join(TARGETS)}")
@@ -264,31 +278,39 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     out.mkdir(parents=True, exist_ok=True)
     first = min(resolved.values(), key=lambda p: p.threads)
     rows = [_pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
-    paths: dict[tuple[str, str], Path] = {}
     extra: list[Row] = []  # consumer rows, after every target's rows (the speed-up pairs fp32/int8 by target)
+    finetune = _finetuner(enc, qat, log) if qat is not None and "int8" in precisions else None
+    variants = [(p, m) for p in precisions for m in ((("ptq", "qat") if finetune else ("ptq",)) if p == "int8"
+                                                     else ("",))]
     for target in chosen:
         profile = resolved[target.name]
-        for precision in precisions:
+        for precision, method in variants:
             n = 0 if precision == "fp32" else min(profile.calibration if calib is None else calib, len(calib_images))
-            log(f"[{target.name} {precision}] exporting" + (f" (calibration: {n} images)" if n else ""))
+            label = f"{target.name} {precision}{' ' + method if method else ''}"
+            log(f"[{label}] exporting" + (f" (calibration: {n} images)" if n else ""))
             with tempfile.TemporaryDirectory(prefix=".edgessl-stage-", dir=out) as tmp:
-                stage = Path(tmp) / f"{name}_{precision}{target.suffix}"
+                stage = Path(tmp) / f"{name}_{precision}{'_qat' if method == 'qat' else ''}{target.suffix}"
                 meta = _metadata(enc, target, precision, profile, n)
-                target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
-                row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name])
+                if method == "qat":
+                    meta["qat"] = asdict(qat)
+                    target.export_qat(enc.model, image, stage, profile, meta, calib_images[:n], finetune)
+                else:
+                    target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
+                    method = "ptq+fallback" if meta.get("float_nodes") else method
+                row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name],
+                                    method)
                 checked = consumer_rows(users, target, precision, stage, profile, ref, loaders, image,
                                         tols[target.name], row)
                 _card(stage, enc, {**meta, **target.metadata(stage)}, row, checked)
                 _publish(Path(tmp), out, stage)
-            paths[(target.name, precision)] = out / stage.name
             rows.append(row)
-            log(f"[{target.name} {precision}] {row.status}: kNN {row.knn_top1:.2f}% ({row.knn_delta:+.2f} pt), "
+            log(f"[{label}] {row.status}: kNN {row.knn_top1:.2f}% ({row.knn_delta:+.2f} pt), "
                 f"cosine {row.cosine_mean:.5f}, {row.latency_ms:.3f} ms -> {out / stage.name}")
             for c in checked:
-                log(f"[{target.name} {precision} in {c.runtime}] {c.status}: kNN {c.knn_top1:.2f}% "
-                    f"({c.knn_delta:+.2f} pt), cosine {c.cosine_mean:.5f}; {c.note}")
+                log(f"[{label} in {c.runtime}] {c.status}: kNN {c.knn_top1:.2f}% ({c.knn_delta:+.2f} pt), "
+                    f"cosine {c.cosine_mean:.5f}; {c.note}")
             extra += checked
-    _speedups(rows, paths, resolved, image)
+    _speedups(rows, out, resolved, image)
     rows += extra
     stem = out / f"{name}_benchmark"
     uniform = set(tols.values())

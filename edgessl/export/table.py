@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("target", "runtime", "precision", "status", "file", "size_mb", "cosine_mean", "cosine_min", "knn_top1",
-           "knn_delta", "latency_ms", "speedup", "threads", "note")
+COLUMNS = ("target", "runtime", "precision", "method", "status", "file", "size_mb", "cosine_mean", "cosine_min",
+           "knn_top1", "knn_delta", "latency_ms", "speedup", "threads", "note")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Row:
     speedup: float | None
     threads: int
     note: str = ""
+    method: str = ""  # int8: "ptq" | "qat" | "ptq+fallback"; empty for fp32
 
 
 def status(knn_delta: float, tolerance: float) -> str:
@@ -56,7 +57,8 @@ def _cell(column: str, value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-_HEADERS = {"target": "Format", "runtime": "Runtime", "precision": "Precision", "status": "Status", "file": "File",
+_HEADERS = {"target": "Format", "runtime": "Runtime", "precision": "Precision", "method": "Method",
+            "status": "Status", "file": "File",
             "size_mb": "Size (MB)", "cosine_mean": "Cosine mean", "cosine_min": "Cosine min",
             "knn_top1": "kNN top-1 (%)", "knn_delta": "Δ top-1 (pt)", "latency_ms": "Latency (ms)",
             "speedup": "int8 speed-up", "threads": "Threads", "note": "Note"}

@@ -2,6 +2,7 @@
 
 int8: `torch.export` -> `prepare_pt2e` with litert-torch's `PT2EQuantizer` (int8 symmetric weights, per-channel by
 default; int8 activations, histogram observers) -> calibration -> `convert_pt2e` -> LiteRT STATIC conversion.
+QAT: the same quantizer's QAT config through `prepare_qat_pt2e`, fine-tuned before `convert_pt2e`.
 The converter folds the first quantize op into the input, so an int8 artifact's INPUT is int8; its output is int8
 when the last op is quantized (ReLU networks) and float otherwise (hard-swish heads). The input/output scale and
 zero point are in the file and in the sidecar metadata; the runner applies them. litert-torch 0.10 offers no
@@ -20,15 +21,18 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from edgessl.errors import EdgeSSLError
 from edgessl.export.base import Runner, Target, conversion_error, loads, loop_batch, quantize_input
 from edgessl.export.profiles import Profile
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from edgessl.export.qat import Finetune
 
 
 _PROGRESS = "LITERT_TORCH_SHOW_PROGRESS"
@@ -74,6 +78,38 @@ def _io_quantization(detail: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
 
+_INT8_ELEMENTWISE = ("hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "mean")
+
+
+def _quantizer_classes() -> tuple[type, type]:
+    """litert-torch's PT2E quantizer, extended so MobileNetV3's hard-swish, hard-sigmoid and squeeze-excite means
+    are annotated too: LiteRT has int8 kernels for HARD_SWISH, MEAN, ADD and MUL, but litert-torch 0.10 annotates
+    only conv/linear/add/mul/pooling/cat, so those ops ran in float between DEQUANTIZE/QUANTIZE pairs. Plus its
+    QAT variant for a batch-norm-folded graph (`edgessl.export.pt2e`): no conv+bn patterns left to annotate, and
+    litert-torch 0.10's conv+bn QAT annotator fails with this torchao (it hands `torch.export` a function)."""
+    from litert_torch.quantize import pt2e_quantizer
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    class Quantizer(pt2e_quantizer.PT2EQuantizer):
+        def annotate(self, model: Any) -> Any:
+            config = self.global_config
+            for node in model.graph.nodes if config is not None else ():
+                name = getattr(node.target, "__name__", "").split(".")[0]
+                if node.op != "call_function" or name not in _INT8_ELEMENTWISE:
+                    continue
+                if "quantization_annotation" in node.meta:
+                    continue
+                node.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map={node.args[0]: config.input_activation},
+                    output_qspec=config.output_activation, _annotated=True)
+            return super().annotate(model)
+
+    class QatQuantizer(Quantizer):
+        STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []
+
+    return Quantizer, QatQuantizer
+
+
 class TfliteTarget(Target):
     name = "tflite"
     suffix = ".tflite"
@@ -86,7 +122,7 @@ class TfliteTarget(Target):
         return [path, _sidecar(path)]
 
     def export(self, model: nn.Module, example: np.ndarray, path: Path, profile: Profile, meta: dict[str, Any],
-               calib: np.ndarray | None = None) -> None:
+               calib: np.ndarray | None = None, finetune: Finetune | None = None) -> None:
         import litert_torch
         import torch
 
@@ -97,8 +133,10 @@ class TfliteTarget(Target):
                 if calib is None:
                     edge = litert_torch.convert(nhwc, sample)
                 else:
-                    edge = self._quantized(nhwc, sample, profile.quantization, calib)
+                    edge = self._quantized(nhwc, sample, profile.quantization, calib, finetune)
                 edge.export(str(path))
+        except (KeyboardInterrupt, EdgeSSLError):
+            raise
         except Exception as exc:  # converter errors have many types; all mean "cannot convert"
             raise conversion_error(self.name, exc) from None
         interpreter = _interpreter(path, 1)
@@ -109,23 +147,26 @@ class TfliteTarget(Target):
                            "quantized as round(x / scale) + zero_point with input_quantization")
         _sidecar(path).write_text(json.dumps({**meta, **io}, indent=2, sort_keys=True) + "\n")
 
+    def export_qat(self, model: nn.Module, example: np.ndarray, path: Path, profile: Profile, meta: dict[str, Any],
+                   calib: np.ndarray, finetune: Finetune) -> None:
+        """PT2E `prepare_qat_pt2e` with the same LiteRT quantizer (its QAT config), fine-tuned, converted."""
+        self.export(model, example, path, profile, meta, calib, finetune)
+
     @staticmethod
-    def _quantized(nhwc: nn.Module, sample: tuple[Any], q: dict[str, Any], calib: np.ndarray) -> Any:
-        """PT2E: annotate, calibrate one image at a time (the graph is exported for batch 1), convert."""
+    def _quantized(nhwc: nn.Module, sample: tuple[Any], q: dict[str, Any], calib: np.ndarray,
+                   finetune: Finetune | None) -> Any:
+        """PT2E: annotate, calibrate (and fine-tune, for QAT), convert (`edgessl.export.pt2e`)."""
         import litert_torch
-        import torch
         from litert_torch.quantize import pt2e_quantizer
         from litert_torch.quantize.quant_config import QuantConfig
-        from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
-        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=q["per_channel"]))
-        graph = quantize_pt2e.prepare_pt2e(torch.export.export(nhwc, sample).module(), quantizer)
-        images = torch.from_numpy(np.ascontiguousarray(calib.transpose(0, 2, 3, 1)))
-        with torch.no_grad():
-            for i in range(len(images)):
-                graph(images[i:i + 1])
-        graph = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(graph, fold_quantize=False))
+        from edgessl.export.pt2e import quantized_graph
+
+        plain, qat = _quantizer_classes()
+        kind = qat if finetune is not None else plain
+        quantizer = kind().set_global(pt2e_quantizer.get_symmetric_quantization_config(
+            is_per_channel=q["per_channel"], is_qat=finetune is not None))
+        graph = quantized_graph(nhwc, quantizer, calib, "NHWC", finetune)
         return litert_torch.convert(graph, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
     def load(self, path: Path, threads: int) -> Runner:
