@@ -24,7 +24,8 @@ STAGES = [
     ("engine", ("edgessl.engine",)),
     ("checkpoint", ("edgessl.pruning",)),
     ("export", ("edgessl.export",)),
-    ("check", ("edgessl.export.check", "edgessl.export.pipeline")),
+    ("check", ("edgessl.export.check", "edgessl.export.pipeline", "edgessl.export.consumers", "edgessl.export.bundle",
+               "edgessl.device")),  # consumers, the bundle writer and the board check run artifacts
     ("report", ("edgessl.evaluation",)),
     ("cli", ("edgessl.commands", "edgessl.cli", "edgessl.__main__", "edgessl.benchmarking")),
 ]

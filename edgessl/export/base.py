@@ -135,3 +135,9 @@ def conversion_error(target: str, exc: BaseException) -> EdgeSSLError:
                                 "target, or pick an architecture without it (README: compatibility matrix)")
     return EdgeSSLError(f"{target} conversion failed: {type(exc).__name__}: {text[:200]}; export another target "
                         "or report the architecture and versions")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity (0 where a row is all zeros)."""
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgessl.export.base import Runner
+from edgessl.export.base import Runner, cosine
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,12 +70,6 @@ def reference(model: nn.Module, train: Iterable, test: Iterable, k: int, tempera
     """PyTorch fp32 features and kNN top-1 over the two splits."""
     result = _knn(torch_runner(model), (train, test), k, temperature)
     return Reference(result.test[0].numpy(), result.top1, k, temperature, len(result.train[1]))
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity (0 where a row is all zeros)."""
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
 
 def latency_samples_ms(runner: Runner, image: np.ndarray, warmup: int, runs: int) -> np.ndarray:

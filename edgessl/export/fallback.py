@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgessl.export.check import cosine
+from edgessl.export.base import cosine
 
 QUANTIZABLE = ("Conv", "MatMul", "Gemm", "Add", "Mul", "HardSigmoid", "HardSwish", "ReduceMean",
                "GlobalAveragePool", "Sigmoid", "Relu", "Clip")
