@@ -15,7 +15,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "edgessl"
 BENCHMARKS = PACKAGE.parent / "benchmarks"
 STAGES = [
-    ("base", ("edgessl", "edgessl.errors", "edgessl.safe_load", "edgessl.distributed", "edgessl.checkpoint")),
+    ("base", ("edgessl", "edgessl.errors", "edgessl.safe_load", "edgessl.distributed", "edgessl.checkpoint",
+              "edgessl.file_hash")),
     ("config", ("edgessl.config",)),
     ("data", ("edgessl.data",)),
     ("models", ("edgessl.models",)),
@@ -24,7 +25,8 @@ STAGES = [
     ("engine", ("edgessl.engine",)),
     ("checkpoint", ("edgessl.pruning",)),
     ("export", ("edgessl.export",)),
-    ("check", ("edgessl.export.check", "edgessl.export.pipeline", "edgessl.export.consumers", "edgessl.export.bundle",
+    ("check", ("edgessl.export.check", "edgessl.export.pipeline", "edgessl.export.check_artifact",
+               "edgessl.export.consumers", "edgessl.export.bundle",
                "edgessl.device")),  # consumers, the bundle writer and the board check run artifacts
     ("report", ("edgessl.evaluation",)),
     ("cli", ("edgessl.commands", "edgessl.cli", "edgessl.__main__", "edgessl.benchmarking")),

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgessl.export.pipeline import check_artifact
+    from edgessl.export.check_artifact import check_artifact
 
     result = check_artifact(args.artifact, args.checkpoint, args.overrides, args.tolerance, args.profiles,
                             data=args.data, consumers=args.consumers)

@@ -95,9 +95,7 @@ def write_bundle(artifact: str | Path, out: str | Path, samples: int, bank: int,
 
     The checkpoint comes from the artifact's metadata unless given; `data` (a .npz or folder) and `overrides`
     change the recipe's data as in `edgessl check`."""
-    from edgessl.config import config_from_dict
-    from edgessl.models.encoder_loading import load_trained_encoder
-    from edgessl.export.pipeline import data_overrides
+    from edgessl.export.check_artifact import artifact_encoder
 
     path, out = Path(artifact), Path(out)
     if not path.is_file():
@@ -105,15 +103,7 @@ def write_bundle(artifact: str | Path, out: str | Path, samples: int, bank: int,
     if samples < 1 or bank < 1:
         raise EdgeSSLError(f"--samples and --bank must be >= 1; got {samples} and {bank}")
     _check_out(out)
-    target = target_of(path)
-    target.require()
-    meta = target.metadata(path)
-    source = checkpoint or meta.get("checkpoint")
-    if not source:
-        raise EdgeSSLError(f"'{path}' has no edgessl metadata naming its checkpoint; pass --checkpoint PATH")
-    enc = load_trained_encoder(source, overrides)
-    if data:
-        enc.cfg = config_from_dict(enc.cfg.to_dict(), data_overrides(data, enc.cfg.data.format) + list(overrides))
+    target, meta, enc = artifact_encoder(path, checkpoint, overrides, data)
     if enc.cfg.data.image_size != meta.get("image_size", enc.cfg.data.image_size):
         raise EdgeSSLError(f"'{path}' takes {meta['image_size']} px but data.image_size is "
                            f"{enc.cfg.data.image_size}; drop the data.image_size override")

@@ -17,7 +17,6 @@ the rounding changes a cosine by < 1e-5 and the reference kNN is computed from t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,21 +24,13 @@ from typing import Any
 import numpy as np
 
 from edgessl.errors import EdgeSSLError
+from edgessl.file_hash import sha256_of
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SPEC = "spec.json"
 ARRAYS = ("images", "labels", "reference", "bank", "bank_labels")  # each stored as <name>.npy
 EMBEDDING_DTYPE = "float16"
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def normalize(images: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
@@ -52,7 +43,7 @@ def normalize(images: np.ndarray, mean: list[float], std: list[float]) -> np.nda
 
 def write_manifest(folder: Path) -> dict[str, Any]:
     """Hash every file in `folder` (but the manifest) into `manifest.json`; returns the manifest."""
-    files = {f.name: {"sha256": sha256(f), "bytes": f.stat().st_size}
+    files = {f.name: {"sha256": sha256_of(f), "bytes": f.stat().st_size}
              for f in sorted(folder.iterdir()) if f.is_file() and f.name != MANIFEST}
     manifest = {"format_version": FORMAT_VERSION, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -89,7 +80,7 @@ def verify(folder: str | Path) -> dict[str, Any]:
         path = folder / name
         if not path.is_file():
             raise EdgeSSLError(f"bundle file '{path}' is missing; copy the whole bundle folder again")
-        if not isinstance(entry, dict) or sha256(path) != entry.get("sha256"):
+        if not isinstance(entry, dict) or sha256_of(path) != entry.get("sha256"):
             raise EdgeSSLError(f"bundle file '{path}' does not match its sha256 in {MANIFEST}: it changed or was "
                                "cut short in transit; copy the bundle again")
     missing = [f"{a}.npy" for a in ARRAYS if f"{a}.npy" not in files]

@@ -21,7 +21,7 @@ import numpy as np
 from edgessl import __version__
 from edgessl.checkpoint import RunFolder
 from edgessl.errors import EdgeSSLError
-from edgessl.export import PRECISIONS, TARGETS, Target, get_target, target_of
+from edgessl.export import PRECISIONS, TARGETS, Target, get_target
 from edgessl.export.check import Reference, latency_ms, measure, paired_latency_ms, reference, size_mb, torch_runner
 from edgessl.export.consumers import consumer_rows, resolve
 from edgessl.export.profiles import Profile
@@ -62,7 +62,7 @@ def _check_name(name: str, given: bool) -> None:
                            "--out")
 
 
-def _read_artifact(target: Target, path: Path) -> dict[str, Any]:
+def read_artifact(target: Target, path: Path) -> dict[str, Any]:
     """The artifact's metadata, after loading it once in its runtime: a damaged file is a one-line error."""
     try:
         meta = target.metadata(path)
@@ -76,7 +76,7 @@ def _read_artifact(target: Target, path: Path) -> dict[str, Any]:
     return meta
 
 
-def _encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
+def checked_encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
     """Load the encoder and its recipe; refuse one whose mean/std differ from what the eval transform applies."""
     from edgessl.data import MEAN, STD
     from edgessl.models.encoder_loading import load_trained_encoder
@@ -102,13 +102,13 @@ def _refuse_other_export(table: Path, checkpoint: Path) -> None:
                            f"of another checkpoint ({previous}); pass --name NAME or --out DIR to keep it")
 
 
-def _loaders(enc: LoadedEncoder) -> tuple[Any, Any]:
+def check_loaders(enc: LoadedEncoder) -> tuple[Any, Any]:
     from edgessl.measure.loaders import eval_loaders
 
     return eval_loaders(enc.cfg)
 
 
-def _first_image(loaders: tuple[Any, Any]) -> np.ndarray:
+def first_image(loaders: tuple[Any, Any]) -> np.ndarray:
     """One normalized test image (1, 3, S, S): the tracing example and the latency input."""
     return np.ascontiguousarray(loaders[1].dataset[0][0][None].numpy(), dtype=np.float32)
 
@@ -167,7 +167,7 @@ def _not_faster_note(target: Target, path: Path, speedup: float) -> str:
             f"({top}); Q/DQ round trips cost what int8 math saves")
 
 
-def _artifact_row(target: Target, precision: str, path: Path, profile: Profile, ref: Reference, loaders: tuple,
+def artifact_row(target: Target, precision: str, path: Path, profile: Profile, ref: Reference, loaders: tuple,
                   image: np.ndarray, tolerance: float, method: str = "") -> Row:
     """Load one artifact in its runtime, measure it and make its table row."""
     runner = target.load(path, profile.threads)
@@ -205,7 +205,7 @@ def _finetuner(enc: LoadedEncoder, qat: QatSettings, log: Callable[[str], None])
     return Finetuner(enc.model, pool, qat, log)
 
 
-def _header(enc: LoadedEncoder, ref: Reference, tolerance: float | dict[str, float]) -> dict[str, Any]:
+def table_header(enc: LoadedEncoder, ref: Reference, tolerance: float | dict[str, float]) -> dict[str, Any]:
     """The table's context: checkpoint, data, tolerance (one number, or one per target) and the reference."""
     return {"edgessl": __version__, "checkpoint": str(enc.path), "arch": enc.info["arch"],
             "image_size": enc.cfg.data.image_size, "tolerance": tolerance,
@@ -215,7 +215,7 @@ def _header(enc: LoadedEncoder, ref: Reference, tolerance: float | dict[str, flo
                           "num_test": len(ref.test_feats)}}
 
 
-def _pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads: int, warmup: int,
+def pytorch_row(enc: LoadedEncoder, ref: Reference, image: np.ndarray, threads: int, warmup: int,
                  runs: int) -> Row:
     """The PyTorch fp32 baseline row (Ultralytics style): its kNN, parameter size and latency."""
     import torch
@@ -256,7 +256,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     for target in chosen:
         target.require()
     users = resolve(consumers, [t.name for t in chosen], log)
-    enc = _encoder(checkpoint, overrides)
+    enc = checked_encoder(checkpoint, overrides)
     name = name or enc.cfg.name
     _check_name(name, False)
     out = Path(out_dir)
@@ -264,10 +264,10 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     arch, size = enc.info["arch"], enc.cfg.data.image_size
     resolved = {t.name: t.profile(arch, profiles) for t in chosen}
     tols = {name: p.tolerance if tolerance is None else tolerance for name, p in resolved.items()}
-    loaders = _loaders(enc)
+    loaders = check_loaders(enc)
     log(f"reference: PyTorch fp32 features of {arch} at {size} px")
     ref = reference(enc.model, *loaders, enc.cfg.knn.k, enc.cfg.knn.temperature)
-    image = _first_image(loaders)
+    image = first_image(loaders)
     calib_images = None
     if "int8" in precisions:
         from edgessl.export.calibration import calibration_images
@@ -277,7 +277,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
         log(f"calibration: {len(calib_images)} training images ({enc.cfg.data.format}), eval transform")
     out.mkdir(parents=True, exist_ok=True)
     first = min(resolved.values(), key=lambda p: p.threads)
-    rows = [_pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
+    rows = [pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
     extra: list[Row] = []  # consumer rows, after every target's rows (the speed-up pairs fp32/int8 by target)
     finetune = _finetuner(enc, qat, log) if qat is not None and "int8" in precisions else None
     variants = [(p, m) for p in precisions for m in ((("ptq", "qat") if finetune else ("ptq",)) if p == "int8"
@@ -297,7 +297,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
                 else:
                     target.export(enc.model, image, stage, profile, meta, calib_images[:n] if n else None)
                     method = "ptq+fallback" if meta.get("float_nodes") else method
-                row = _artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name],
+                row = artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name],
                                     method)
                 checked = consumer_rows(users, target, precision, stage, profile, ref, loaders, image,
                                         tols[target.name], row)
@@ -314,60 +314,10 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     rows += extra
     stem = out / f"{name}_benchmark"
     uniform = set(tols.values())
-    header = _header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
+    header = table_header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
     md = write_table(rows, header, stem.with_suffix(".md"), stem.with_suffix(".json"))
     run = RunFolder(enc.path.parent)
     if run.config.is_file():  # a run folder: `edgessl report` shows its newest export table
         shutil.copyfile(stem.with_suffix(".json"), run / f".{run.EXPORT_TABLE}.tmp")
         os.replace(run / f".{run.EXPORT_TABLE}.tmp", run / run.EXPORT_TABLE)
     return Result(rows, md, stem.with_suffix(".md"), stem.with_suffix(".json"))
-
-
-FOLDER_FORMATS = ("imagefolder", "cifar10", "cifar100", "stl10")
-
-
-def data_overrides(data: str, recipe_format: str) -> list[str]:
-    """`--data PATH` as recipe overrides: a .npz file, or a folder (the recipe's folder format, else imagefolder)."""
-    path = Path(data)
-    if path.suffix == ".npz":
-        return ["data.format=npz", f"data.root={path}"]
-    if path.is_dir():
-        return [f"data.format={recipe_format if recipe_format in FOLDER_FORMATS else 'imagefolder'}",
-                f"data.root={path}"]
-    raise EdgeSSLError(f"--data '{data}' is neither a .npz file nor a folder")
-
-
-def check_artifact(artifact: str | Path, checkpoint: str | Path | None = None, overrides: Sequence[str] = (),
-                   tolerance: float | None = None, profiles: str | Path | None = None,
-                   data: str | None = None, consumers: str = "") -> Result:
-    """Re-run the on-device check of one exported artifact; the table goes beside it (`<file>.check.md/json`).
-
-    `data` (a .npz or a folder) replaces the recipe's data; `overrides` are applied after it; `consumers` adds
-    a row per other runtime the artifact is also run in (`edgessl.export.consumers.resolve`)."""
-    check_tolerance(tolerance)
-    path = Path(artifact)
-    if not path.is_file():
-        raise EdgeSSLError(f"artifact '{path}' not found")
-    target = target_of(path)
-    target.require()
-    users = resolve(consumers, [target.name])
-    meta = _read_artifact(target, path)
-    source = checkpoint or meta.get("checkpoint")
-    if not source:
-        raise EdgeSSLError(f"'{path}' has no edgessl metadata naming its checkpoint; pass --checkpoint PATH")
-    enc = _encoder(source, overrides)
-    if data:
-        from edgessl.config import config_from_dict
-
-        enc.cfg = config_from_dict(enc.cfg.to_dict(), data_overrides(data, enc.cfg.data.format) + list(overrides))
-    profile = target.profile(enc.info["arch"], profiles)
-    tol = profile.tolerance if tolerance is None else tolerance
-    loaders = _loaders(enc)
-    ref = reference(enc.model, *loaders, enc.cfg.knn.k, enc.cfg.knn.temperature)
-    image = _first_image(loaders)
-    row = _artifact_row(target, meta.get("precision", "?"), path, profile, ref, loaders, image, tol)
-    rows = [_pytorch_row(enc, ref, image, profile.threads, profile.warmup, profile.runs), row,
-            *consumer_rows(users, target, row.precision, path, profile, ref, loaders, image, tol, row)]
-    md_path, json_path = path.with_name(path.name + ".check.md"), path.with_name(path.name + ".check.json")
-    md = write_table(rows, _header(enc, ref, tol), md_path, json_path)
-    return Result(rows, md, md_path, json_path)

@@ -18,7 +18,6 @@ import types
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from timm.layers import BatchNormAct2d
 import torch.distributed.nn.functional as dist_fn
 from torch import nn

@@ -19,7 +19,6 @@ auto or projector; otherwise the pooled backbone features.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from torch import nn
 from edgessl.checkpoint import Checkpoint
 from edgessl.config import DistillConfig
 from edgessl.errors import EdgeSSLError
+from edgessl.file_hash import sha256_of
 from edgessl.models.heads import mlp
 from edgessl.models.registry import ARCHS, build_backbone, check_arch, feature_dim
 from edgessl.safe_load import load_checkpoint
@@ -96,15 +96,6 @@ class FrozenTeacher(nn.Module):
         h = self.backbone(x)
         z = self.projector(h) if self.projector is not None else h
         return F.normalize(z.float(), dim=1)
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256 (hex): identifies the teacher in the student checkpoint and is checked on resume."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_teacher_config(t: DistillConfig) -> Path:

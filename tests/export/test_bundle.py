@@ -14,7 +14,8 @@ import pytest
 
 from edgessl.device import check as device_check
 from edgessl.device.cli import main as device_main
-from edgessl.export.bundle_format import MANIFEST, sha256
+from edgessl.export.bundle_format import MANIFEST
+from edgessl.file_hash import sha256_of
 
 from .conftest import Exported, cli
 
@@ -61,7 +62,7 @@ def test_bundle_contents(bundles: dict[str, Path]) -> None:
     manifest = json.loads((folder / MANIFEST).read_text())
     names = set(manifest["files"])
     assert {"tiny_int8.tflite", "tiny_int8.tflite.json", "spec.json", "images.npy", "bank.npy"} <= names
-    assert all(sha256(folder / n) == e["sha256"] for n, e in manifest["files"].items())
+    assert all(sha256_of(folder / n) == e["sha256"] for n, e in manifest["files"].items())
     images, labels = np.load(folder / "images.npy"), np.load(folder / "labels.npy")
     assert images.dtype == np.uint8 and images.shape == (SAMPLES, 32, 32, 3)
     assert np.load(folder / "bank.npy").shape[0] == BANK == len(np.load(folder / "bank_labels.npy"))

@@ -13,7 +13,8 @@ import torch
 from edgessl.errors import EdgeSSLError
 from edgessl.export import TARGETS, get_target
 from edgessl.commands.export import newest_checkpoint
-from edgessl.export.pipeline import data_overrides, export_checkpoint
+from edgessl.export.check_artifact import data_overrides
+from edgessl.export.pipeline import export_checkpoint
 
 from .conftest import Exported, cli
 
