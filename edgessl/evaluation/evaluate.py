@@ -14,7 +14,7 @@ import torch
 from edgessl.checkpoint import RunFolder
 from edgessl.measure.knn import knn_top1
 from edgessl.measure.linear_probe import linear_probe
-from edgessl.measure.loaders import eval_loader
+from edgessl.measure.loaders import eval_loaders
 from edgessl.models.encoder_loading import load_trained_encoder
 
 SAME_WEIGHTS = ("checkpoint", "epoch", "branch", "arch", "image_size", "data")  # what eval.json results must share
@@ -39,7 +39,7 @@ def evaluate(path: str | Path, knn: bool = True, linear: bool = True, k: int | N
     device = resolve_device(cfg.train.device)
     check_amp(cfg.train.amp, device)
     model = enc.model.to(device)
-    loaders = [eval_loader(cfg, split, pin_memory=device.type == "cuda") for split in ("train", "test")]
+    loaders = eval_loaders(cfg, pin_memory=device.type == "cuda")
     classes = num_classes(loaders[0].dataset)
     # raw pooled features once, ranked on the device (the GPU if any: on one CPU thread ImageNet takes hours,
     # benchmarks/knn_monitor.py); kNN normalizes them itself, the probe reuses them as they are

@@ -25,6 +25,6 @@ def eval_loader(cfg: Config, split: str, max_samples: int = 0, shard: bool = Fal
                       pin_memory=pin_memory)
 
 
-def eval_loaders(cfg: Config) -> tuple[DataLoader, DataLoader]:
+def eval_loaders(cfg: Config, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
     """The (train, test) loaders: the kNN bank and its queries."""
-    return eval_loader(cfg, "train"), eval_loader(cfg, "test")
+    return eval_loader(cfg, "train", pin_memory=pin_memory), eval_loader(cfg, "test", pin_memory=pin_memory)
