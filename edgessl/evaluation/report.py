@@ -6,7 +6,8 @@ t-SNE map of test features coloured by class. The PNGs go to `<run>/report/` and
 the page opens from disk without a server; copy the folder along with `report.html`.
 
 Export table: rows are read from `<run>/export_report.json` (`edgessl export` writes it there), a JSON list of objects (or {"rows": [...]}) with
-columns target, precision, size_mb, latency_ms, cosine_mean, knn_delta (missing values are shown as "-").
+columns target, runtime, precision, method, size_mb, latency_ms, cosine_mean, knn_delta (missing values are shown as
+"-"); the runtime column tells a consumer row (e.g. OpenCV DNN on the ONNX file) from the target's own runtime.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from edgessl.evaluation.device_results import device_rows
 from edgessl.export.model_card import recipe_hash
 
 EVAL_FILE, REPORT_FILE, ASSET_DIR = RunFolder.EVAL, RunFolder.REPORT, RunFolder.REPORT_ASSETS
-EXPORT_COLUMNS = ("target", "precision", "size_mb", "latency_ms", "cosine_mean", "knn_delta")
+EXPORT_COLUMNS = ("target", "runtime", "precision", "method", "size_mb", "latency_ms", "cosine_mean", "knn_delta")
 
 # metrics.csv columns with a fixed meaning; any other numeric column gets a plot titled by its name
 TITLES = {"loss": "Training loss", "lr": "Learning rate", "img_per_s": "Throughput (images/s)",
@@ -157,7 +158,8 @@ def _export_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _export_figure(rows: list[dict[str, Any]], out: Path) -> Path:
-    labels = [f"{r.get('target', '?')} {r.get('precision', '')}".strip() for r in rows]
+    labels = [" ".join(str(r[k]) for k in ("runtime", "precision", "method") if r.get(k)) or str(r.get("target", "?"))
+              for r in rows]
     panels = {"latency (ms)": [_number(r.get("latency_ms")) for r in rows],
               "kNN top-1 change vs fp32 (points)": [_number(r.get("knn_delta")) for r in rows]}
     return plots.plot_bars(out / "export.png", labels, panels, "Exported encoders")

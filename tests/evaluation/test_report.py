@@ -35,7 +35,10 @@ def test_report_references_existing_pngs(tmp_path, capsys):
     (run / "export_report.json").write_text(json.dumps([
         {"target": "onnx", "precision": "fp32", "size_mb": 6.1, "latency_ms": 3.2, "cosine_mean": 1.0,
          "knn_delta": 0.0},
-        {"target": "onnx", "precision": "int8", "size_mb": 1.7, "latency_ms": 1.4, "cosine_mean": 0.995}]))
+        {"target": "onnx", "runtime": "onnxruntime 1.32.0", "precision": "int8", "method": "ptq", "size_mb": 1.7,
+         "latency_ms": 1.4, "cosine_mean": 0.995},
+        {"target": "onnx", "runtime": "opencv-dnn 5.1.0", "precision": "int8", "method": "ptq", "size_mb": 1.7,
+         "latency_ms": 2.9, "cosine_mean": 0.995}]))
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     pngs = _referenced_pngs(page)
@@ -45,6 +48,7 @@ def test_report_references_existing_pngs(tmp_path, capsys):
     assert all((run / p).is_file() for p in pngs)
     assert "linear probe, best (epoch 90)" in page and "<td>39.5</td>" in page  # eval results
     assert "int8" in page and "1.4" in page  # export table
+    assert "<td>opencv-dnn 5.1.0</td>" in page and "<td>ptq</td>" in page  # a consumer row is told apart by runtime
     assert "method: ressl" in page and "batch_size: 256" in page  # the recipe
     assert "ressl (trained loss: infonce, then relation)" in page  # the summary names the method and its losses
     assert "tsne" not in page  # no checkpoint: no embedding plot
