@@ -6,10 +6,12 @@ Per model, in a child process (a converter crash or hang costs one row, not the 
 - 2 ReSSL steps at 224 px (batch 8, synthetic images), and 2 at 32 px with `model.stem_stride=1`;
 - `edgessl export` of the 224 px checkpoint per runtime, fp32 and int8 (16 calibration images), with the check:
   int8 cosine to PyTorch fp32 on the fixed synthetic test batch (16 images), and the int8 speed-up over fp32 at
-  224 px (batch 1, 1 thread, 30 paired timed runs).
+  224 px (batch 1, 1 thread, 30 paired timed runs); the ONNX files are also run in OpenCV DNN where it is installed
+  (the `consumers` extra), which must agree with ONNX Runtime.
 One JSON line per model is appended to --out as it finishes; --table prints the README table from that file.
+`--jobs 2` runs two models at once (one per core); their latencies are then timed beside each other.
 
-  nice -n 5 python benchmarks/compat_matrix.py --out /work/runs/issue23/matrix.jsonl [--models a,b] [--skip-done]
+  python benchmarks/compat_matrix.py --out /work/runs/issue23/matrix.jsonl [--jobs 2] [--models a,b] [--skip-done]
   python benchmarks/compat_matrix.py --out /work/runs/issue23/matrix.jsonl --table
 """
 
@@ -22,7 +24,9 @@ import shutil
 import subprocess
 import sys
 import time
+import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -52,6 +56,7 @@ PRETRAIN = ["data.format=synthetic", "data.synthetic_train=16", "data.synthetic_
             "train.batch_size=8", "train.epochs=1", "train.max_steps=2", "train.knn_every=0", "train.device=cpu",
             "train.threads=1", "ressl.queue_size=16", "ressl.bn_splits=2", "ressl.infonce_warmup_epochs=0", "knn.k=5",
             "optim.warmup_epochs=0"]
+APPEND = threading.Lock()  # --jobs > 1: one line at a time into --out
 PROFILE = {"warmup": 5, "runs": 30, "calibration": 16}  # over the repo's export/*.yaml
 
 
@@ -78,6 +83,12 @@ def _pretrain(name: str, out: Path, *extra: str) -> tuple[bool | str, Path]:
         return _reason(exc), out / "last.pt"
 
 
+def _agrees(note: str) -> bool | str:
+    """True when a consumer row agrees with the target's runtime (its pass rule without the kNN tolerance, which
+    16 test images cannot judge: one image is 6.25 pt), else its one-line reason."""
+    return True if "disagrees" not in note else note
+
+
 def _profiles(work: Path) -> Path:
     """The repo's export profiles with a shorter latency check and calibration."""
     folder = work / "profiles"
@@ -97,10 +108,13 @@ def _export(row: dict, ckpt: Path, target: str, work: Path, save) -> None:
     try:
         result = export_checkpoint(ckpt, [target], ["fp32", "int8"], work / target, profiles=_profiles(work),
                                    name=target, log=stage.append)
-        for r in result.rows[1:]:
+        own, consumers = result.rows[1:3], result.rows[3:]  # the target's fp32 and int8 rows, then consumer rows
+        for r in own:
             cell[r.precision] = True
             if r.precision == "int8":
                 cell.update(cosine=r.cosine_mean, cosine_min=r.cosine_min, speedup=r.speedup)
+        for r in consumers:  # OpenCV DNN on the ONNX files: agrees with ONNX Runtime, or the consumer's reason
+            cell.setdefault("consumers", {})[f"{r.runtime} {r.precision}"] = (_agrees(r.note), round(r.cosine_mean, 5))
     except Exception as exc:  # noqa: BLE001 - every failure is a matrix cell
         done = " ".join(stage)
         cell["fp32"] = f"[{target} fp32] pass" in done or f"[{target} fp32] fail" in done
@@ -199,7 +213,7 @@ def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) ->
         partial.write_text(json.dumps(row))
     row["seconds"] = round(row.get("seconds", 0) + time.time() - start, 1)
     partial.write_text(json.dumps(row))
-    with out.open("a") as f:
+    with APPEND, out.open("a") as f:
         f.write(json.dumps(row) + "\n")
     return row
 
@@ -219,7 +233,9 @@ def _runtime_cell(cell: dict | None) -> str:
     if not cell.get("int8"):
         return f"{_mark(cell.get('fp32'))} / FAIL" if cell.get("fp32") else "FAIL / -"
     speed = f"{cell['speedup']:.2f}x" if cell.get("speedup") else "?"
-    return f"ok / ok {cell['cosine']:.3f} {speed}"
+    opencv = [_agrees(str(ok)) if ok is not True else ok for ok, _ in cell.get("consumers", {}).values()]
+    also = (", OpenCV " + ("ok" if all(v is True for v in opencv) else "FAIL")) if opencv else ""
+    return f"ok / ok {cell['cosine']:.3f} {speed}{also}"
 
 
 def _why(row: dict) -> str:
@@ -231,6 +247,8 @@ def _why(row: dict) -> str:
         if isinstance(row.get(key), str):
             reasons.append(f"{label}: " + row[key].split(": ", 1)[-1].split("; use ")[0])
     reasons += [f"{t}: {c['error']}" for t, c in row.get("runtimes", {}).items() if c.get("error")]
+    reasons += [f"{name}: {ok}" for c in row.get("runtimes", {}).values()
+                for name, (ok, _) in c.get("consumers", {}).items() if ok is not True and _agrees(str(ok)) is not True]
     return "; ".join(" ".join(r.split())[:160].replace("|", "/") for r in reasons)
 
 
@@ -256,6 +274,7 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated timm names (default: the matrix)")
     parser.add_argument("--skip-done", action="store_true", help="skip models already in --out")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per model")
+    parser.add_argument("--jobs", type=int, default=1, help="models run at once, each a 1-thread child process")
     parser.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     parser.add_argument("--stages", choices=("all", "train", "export"), default="all",
                         help="train: build + pretrainings only; export: only the exports of an earlier train run")
@@ -281,10 +300,14 @@ def main() -> None:
     work = args.work or args.out.parent / "work"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    for name in names:
+
+    def run(name: str) -> None:
         row = _run_child(name, args.out, work, args.timeout, args.stages)
         print(f"{name}: {row['seconds']} s {_why(row) or 'all ok'}", flush=True)
-    print(f"{len(names)} models in {time.time() - start:.0f} s")
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # threads only wait on child processes
+        list(pool.map(run, names))
+    print(f"{len(names)} models in {time.time() - start:.0f} s ({args.jobs} at once, 1 thread each)")
 
 
 if __name__ == "__main__":
