@@ -21,7 +21,7 @@ STAGES = [
     ("data", ("edgessl.data",)),
     ("models", ("edgessl.models",)),
     ("measure", ("edgessl.measure",)),
-    ("methods", ("edgessl.methods",)),
+    ("methods", ("edgessl.methods", "edgessl.config_reference")),  # the key reference reads methods' options
     ("engine", ("edgessl.engine",)),
     ("checkpoint", ("edgessl.pruning",)),
     ("export", ("edgessl.export",)),
