@@ -61,12 +61,17 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
+def _leaves(cls: type) -> list[dataclasses.Field]:
+    """The fields of `cls` that hold values: not sections (their own tables) nor `Config.methods` (the methods')."""
+    hints = typing.get_type_hints(cls)
+    return [f for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(hints[f.name]) and
+            not (cls is Config and f.name == "methods")]
+
+
 def _rows(cls: type, prefix: str) -> list[str]:
-    """One table row per leaf key of the dataclass `cls` (sections become their own tables)."""
+    """One table row per leaf key of the dataclass `cls`."""
     hints, notes, rows = typing.get_type_hints(cls), _comments(cls), []
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]) or f.name == "methods":
-            continue
+    for f in _leaves(cls):
         kind, allowed = _type(hints[f.name], dict(f.metadata))
         default = _default(f)
         shown = "`''`" if default == "" else f"`{str(default).lower() if isinstance(default, bool) else default}`"
@@ -80,6 +85,19 @@ def _table(title: str, summary: str, cls: type, prefix: str) -> list[str]:
     return [f"## {title}", "", summary, "", *head, *_rows(cls, prefix), ""]
 
 
+def sections() -> list[tuple[str, type]]:
+    """(dotted prefix, dataclass) of every table: the top level, each `Config` section, each method's options."""
+    hints = typing.get_type_hints(Config)
+    return [("", Config), *[(f"{f.name}.", hints[f.name]) for f in dataclasses.fields(Config)
+                            if dataclasses.is_dataclass(hints[f.name])],
+            *[(f"{name}.", method_class(name).Options) for name in METHODS]]
+
+
+def all_keys() -> set[str]:
+    """Every leaf key a recipe can set, dotted (`train.epochs`, `ressl.tau_s`, `name`)."""
+    return {prefix + f.name for prefix, cls in sections() for f in _leaves(cls)}
+
+
 def reference_markdown() -> str:
     """docs/config.md: the top-level keys, each section of `Config`, then each method's section."""
     out = ["# Config keys", "",
@@ -87,17 +105,12 @@ def reference_markdown() -> str:
            "Every key a recipe (YAML) can set, and `key=value` can override on the command line "
            "(`edgessl pretrain RECIPE train.epochs=50`). Sections not listed are errors that suggest the closest key.",
            "See [recipes.md](recipes.md) for how recipes and overrides work, and "
-           "`edgessl pretrain RECIPE --print-config` for a recipe's resolved values.", "",
-           *_table("Top level", (Config.__doc__ or "").strip(), Config, "")]
-    hints = typing.get_type_hints(Config)
-    for f in dataclasses.fields(Config):
-        if dataclasses.is_dataclass(hints[f.name]):
-            cls = hints[f.name]
-            out += _table(f"`{f.name}:`", (cls.__doc__ or "").strip().splitlines()[0], cls, f"{f.name}.")
-    for name in METHODS:
-        options = method_class(name).Options
-        out += _table(f"`{name}:` (method options, used when `method: {name}`)", (options.__doc__ or "").strip(),
-                      options, f"{name}.")
+           "`edgessl pretrain RECIPE --print-config` for a recipe's resolved values.", ""]
+    for prefix, cls in sections():
+        name = prefix.rstrip(".")
+        title = "Top level" if not prefix else f"`{name}:`" if cls.__module__ == Config.__module__ else \
+            f"`{name}:` (method options, used when `method: {name}`)"
+        out += _table(title, (cls.__doc__ or "").strip().splitlines()[0], cls, prefix)
     return "\n".join(out).rstrip() + "\n"
 
 
