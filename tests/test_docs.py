@@ -14,7 +14,7 @@ and docs/*.md runs in this process through `edgessl.cli.main` (shlex-split; `\\`
 
 The measured tables in docs/benchmarks.md each carry a stamp (`> **Measured** at or before commit `<hash>` (date) ·
 command: `...``) naming a commit this repository has; every `recipes/*.yaml` and every `section.key=` the docs name
-must exist.
+must exist, and every relative link must reach an existing page and heading.
 """
 
 from __future__ import annotations
@@ -130,3 +130,24 @@ def test_recipes_and_keys_named_in_the_docs_exist():
     sections = ("data", "model", "optim", "train", "knn", "dist", "distill", *METHODS)
     named = set(re.findall(rf"\b((?:{'|'.join(sections)})\.\w+)=", text))
     assert named and not named - all_keys(), f"keys the config no longer has: {sorted(named - all_keys())}"
+
+
+def _anchor(heading: str) -> str:
+    """The forge's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_reach_a_page_and_heading():
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"\w+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in {
+                    _anchor(h) for h in re.findall(r"^#+ (.*)$", dest.read_text(), re.M)}:
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
