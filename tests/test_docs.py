@@ -35,7 +35,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 SHELL = ("", "bash", "sh", "shell")
 COMMAND = re.compile(r"^(?:\S.*\s-m |\$ )?(edgessl|edgessl-device|edgessl\.device)\s+(.*)$")
-STAMP = re.compile(r"^> \*\*Measured\*\* at (?:or before )?commit `([0-9a-f]{7,40})` \(\d{4}-\d{2}-\d{2}\).* · command: `")
+STAMP = re.compile(r"^> \*\*Measured\*\* at (?:or before )?commit `([0-9a-f]{7,40})` \(\d{4}-\d{2}-\d{2}\)"
+                   r".* · command: `")
 
 
 def documented_commands() -> list[tuple[str, str, list[str]]]:

@@ -16,7 +16,8 @@ def test_print_config_shows_the_resolved_recipe_and_derived_values(tmp_path, cap
     recipe = yaml.safe_load(out)  # the derived values are comments: the output is a valid recipe
     cfg = config_from_dict(recipe)
     assert cfg.train.epochs == 2 and recipe["ressl"]["queue_size"] == 1024  # the method's options filled in
-    for line in ("# global batch: 128", "# scaled lr: 0.03", "# train images: 2000; steps per epoch: 15; total steps: 30",
+    for line in ("# global batch: 128", "# scaled lr: 0.03",
+                 "# train images: 2000; steps per epoch: 15; total steps: 30",
                  "# queue turnover: ressl.queue_size=1024 holds the keys of 8 steps",
                  "# loss: ressl: InfoNCE for 4 epochs, then the relation loss", "InfoNCE warm-up: steps 0-59"):
         assert line in out, out
