@@ -51,7 +51,7 @@ class DataConfig:
     small_crops: int = field(default=0, metadata=bounds(0, 16))
     small_crop_size: int = field(default=0, metadata=bounds(0, 1024))
     # the teacher's view: weak (spec section 2: crop + flip) or strong (the student's augmentation, drawn
-    # independently); an ablation, much worse at 780 steps (README)
+    # independently); an ablation, much worse at 780 steps (docs/benchmarks.md)
     teacher_view: Literal["weak", "strong"] = "weak"
     # independent (strong, weak) view pairs per image and step: 2 gives the student two strong views of every
     # image (SimCLR's student compute) with a teacher target of its own each; the model sees view_pairs x batch rows
@@ -107,7 +107,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=1, metadata=bounds(1))  # epochs
     knn_every: int = field(default=1, metadata=bounds(0))  # epochs; 0 = only at the end
     log_every: int = field(default=10, metadata=bounds(1))  # steps between host syncs for logging
-    channels_last: bool = True  # NHWC model and inputs: 1.5-2.5x faster on CPU for MobileNet/EfficientNet (README)
+    channels_last: bool = True  # NHWC model and inputs: faster on CPU for MobileNet/EfficientNet (docs/benchmarks.md)
     compile: bool = False
 
 

@@ -25,7 +25,8 @@ def test_print_config_shows_the_resolved_recipe_and_derived_values(tmp_path, cap
 
 
 def test_print_config_for_several_processes_and_missing_data(capsys):
-    argv = ["pretrain", "recipes/mobilenetv3_small.yaml", "--nproc", "8", "--print-config"]
+    argv = ["pretrain", "recipes/mobilenetv3_small.yaml", "data.root=/no/such/imagenet", "--nproc", "8",
+            "--print-config"]
     assert main(argv) == 0  # checked for 8 processes, not re-launched through torchrun
     out = capsys.readouterr().out
     assert "# processes: 8" in out and "local batch: 128 a process" in out and "teacher BatchNorm: shuffle" in out
