@@ -40,8 +40,8 @@ class DataConfig:
     format: Literal["synthetic", "imagefolder", "cifar10", "cifar100", "stl10", "npz", "jpegbytes"] = "synthetic"
     root: str = ""  # folder (imagefolder/cifar/stl) or .npz file; empty for synthetic
     download: bool = False  # torchvision datasets only, and only when online
-    image_size: int = field(default=32, metadata=bounds(8, 1024))
-    num_workers: int = field(default=2, metadata=bounds(0, 256))
+    image_size: int = field(default=32, metadata=bounds(8, 1024))  # input side in px (training, eval, export)
+    num_workers: int = field(default=2, metadata=bounds(0, 256))  # data loader processes a rank
     train_samples: int = field(default=0, metadata=bounds(0))  # 0 = all; else a fixed class-balanced subset
     synthetic_train: int = field(default=2000, metadata=bounds(10))  # built-in dataset sizes
     synthetic_test: int = field(default=500, metadata=bounds(10))
@@ -51,7 +51,7 @@ class DataConfig:
     small_crops: int = field(default=0, metadata=bounds(0, 16))
     small_crop_size: int = field(default=0, metadata=bounds(0, 1024))
     # the teacher's view: weak (spec section 2: crop + flip) or strong (the student's augmentation, drawn
-    # independently); an ablation, much worse at 780 steps (README)
+    # independently); an ablation, much worse at 780 steps (docs/benchmarks.md)
     teacher_view: Literal["weak", "strong"] = "weak"
     # independent (strong, weak) view pairs per image and step: 2 gives the student two strong views of every
     # image (SimCLR's student compute) with a teacher target of its own each; the model sees view_pairs x batch rows
@@ -66,10 +66,10 @@ class DataConfig:
 class ModelConfig:
     """The student: a timm backbone plus ReSSL's heads."""
 
-    arch: str = "mobilenetv3_small_100"
+    arch: str = "mobilenetv3_small_100"  # any timm model name (docs/students.md)
     stem_stride: int = field(default=2, metadata={"choices": (1, 2)})  # 1 for 32/64 px inputs
-    projector_hidden: int = field(default=2048, metadata=bounds(1))
-    projector_dim: int = field(default=128, metadata=bounds(1))
+    projector_hidden: int = field(default=2048, metadata=bounds(1))  # the projector MLP's hidden width
+    projector_dim: int = field(default=128, metadata=bounds(1))  # the embedding the loss compares
     projector_bn: bool = False  # official ReSSL: no BN in the projector
     projector_out_bn: bool = False  # parameter-free BN on the projector output (against bunched embeddings)
     projector_in_norm: bool = False  # L2-normalize the backbone features entering the projector (outlier norms)
@@ -85,11 +85,11 @@ class OptimConfig:
     """SGD with linear warm-up then cosine; lr scales linearly with the global batch."""
 
     lr: float = field(default=0.06, metadata=bounds(0, None, lo_open=True))  # at `base_batch`
-    base_batch: int = field(default=256, metadata=bounds(1))
+    base_batch: int = field(default=256, metadata=bounds(1))  # lr = optim.lr x train.batch_size / base_batch
     momentum: float = field(default=0.9, metadata=bounds(0, 1))
     weight_decay: float = field(default=5e-4, metadata=bounds(0))
     exclude_bn_bias: bool = True  # no weight decay on BN and bias parameters
-    warmup_epochs: float = field(default=5.0, metadata=bounds(0))
+    warmup_epochs: float = field(default=5.0, metadata=bounds(0))  # linear lr warm-up, then cosine to 0
     grad_clip: float = field(default=0.0, metadata=bounds(0))  # max grad norm; 0 = off
 
 
@@ -97,17 +97,17 @@ class OptimConfig:
 class TrainConfig:
     """The loop: length, batch, device, precision, checkpoints and monitors."""
 
-    epochs: int = field(default=10, metadata=bounds(1))
+    epochs: int = field(default=10, metadata=bounds(1))  # passes over the training set
     batch_size: int = field(default=256, metadata=bounds(1))  # global batch (all processes)
     max_steps: int = field(default=0, metadata=bounds(0))  # stop after this many steps; 0 = run all epochs
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: Literal["none", "bf16", "fp16"] = "none"
-    seed: int = 0
+    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision: bf16 on any device, fp16 on CUDA
+    seed: int = 0  # seeds the weights, the data order and each step's random draws
     threads: int = field(default=0, metadata=bounds(0))  # torch CPU threads; 0 = torch's default
     checkpoint_every: int = field(default=1, metadata=bounds(1))  # epochs
     knn_every: int = field(default=1, metadata=bounds(0))  # epochs; 0 = only at the end
     log_every: int = field(default=10, metadata=bounds(1))  # steps between host syncs for logging
-    channels_last: bool = True  # NHWC model and inputs: 1.5-2.5x faster on CPU for MobileNet/EfficientNet (README)
+    channels_last: bool = True  # NHWC model and inputs: faster on CPU for MobileNet/EfficientNet (docs/benchmarks.md)
     compile: bool = False
 
 
@@ -115,7 +115,7 @@ class TrainConfig:
 class KnnConfig:
     """kNN monitor (spec section 6)."""
 
-    k: int = field(default=200, metadata=bounds(1))
+    k: int = field(default=200, metadata=bounds(1))  # neighbours voting
     temperature: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
     batch_size: int = field(default=256, metadata=bounds(1))
     # the pretraining monitor's bank: 0 = every train image, else a fixed class-balanced subset of that many (the
@@ -127,7 +127,7 @@ class KnnConfig:
 class DistConfig:
     """torch.distributed settings (used under torchrun)."""
 
-    backend: Literal["auto", "nccl", "gloo"] = "auto"
+    backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: NCCL with GPUs, gloo on CPU
 
 
 @dataclass
@@ -136,10 +136,10 @@ class DistillConfig:
 
     ("teacher" alone means a method's EMA teacher; this is the frozen one, hence the section's name.)"""
 
-    arch: str = ""
-    checkpoint: str = ""
+    arch: str = ""  # the teacher's architecture; empty = no distillation (docs/distillation.md)
+    checkpoint: str = ""  # the teacher's weights: an edgessl last.pt or a ResNet state dict
     embedding: Literal["auto", "projector", "pooled"] = "auto"
-    weight: float = field(default=1.0, metadata=bounds(0))
+    weight: float = field(default=1.0, metadata=bounds(0))  # loss = method loss + weight x distillation; 0 = off
     tau_s: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
     tau_t: float = field(default=0.04, metadata=bounds(0, None, lo_open=True))
     queue_size: int = field(default=4096, metadata=bounds(1))
@@ -149,7 +149,7 @@ class DistillConfig:
 class Config:
     """A whole recipe."""
 
-    name: str = "run"
+    name: str = "run"  # the run's and the exported artifacts' name (default: the recipe file's)
     output_dir: str = ""  # default: runs/<name>-<timestamp>
     method: str = "ressl"  # the method that trains: a module of edgessl/methods/ (ressl, infonce, simclr, ...)
     data: DataConfig = field(default_factory=DataConfig)

@@ -1,7 +1,7 @@
-"""The bad-input catalogue: every case `tests/test_bad_input.py` drives through `edgessl.cli.main`, and the README
-table made from it (between the markers below).
+"""The bad-input catalogue: every case `tests/test_bad_input.py` drives through `edgessl.cli.main`, and the table
+in docs/troubleshooting.md made from it (between the markers below).
 
-Rewrite the README table after changing `CASES`:  PYTHONPATH=. python -m tests.bad_inputs
+Rewrite the table after changing `CASES`:  PYTHONPATH=. python -m tests.bad_inputs
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from tests.tiny_run import TINY
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 BEGIN = "<!-- bad-input table: generated from tests/bad_inputs.py; rewrite: PYTHONPATH=. python -m tests.bad_inputs -->"
 END = "<!-- end of bad-input table -->"
 RECIPE = "recipes/quickstart.yaml"
@@ -52,7 +52,7 @@ class Ctx:
 
 @dataclass(frozen=True)
 class Case:
-    """One bad input: the sub-command, what is wrong (README wording), the argv after the command, the words the
+    """One bad input: the sub-command, what is wrong (the table's wording), the argv after the command, the words the
     one-line message must contain, and the exit code."""
 
     command: str
@@ -297,7 +297,7 @@ CASES: list[Case] = [
 
 
 def table() -> str:
-    """The README table: one row per case, the message with the test's folder shown as `DIR`."""
+    """The troubleshooting table: one row per case, the message with the test's folder shown as `DIR`."""
     rows = ["| command | bad input | what the user sees (one line on stderr) | exit code |",
             "|---|---|---|---|"]
     for case in CASES:
@@ -308,14 +308,14 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def readme_with_table(text: str) -> str:
-    """`text` (the README) with the block between the markers replaced by `table()`."""
+def doc_with_table(text: str) -> str:
+    """`text` (docs/troubleshooting.md) with the block between the markers replaced by `table()`."""
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md lacks the markers {BEGIN!r} ... {END!r}")
+        raise SystemExit(f"{DOC} lacks the markers {BEGIN!r} ... {END!r}")
     head, rest = text.split(BEGIN, 1)
     return f"{head}{BEGIN}\n{table()}\n{END}{rest.split(END, 1)[1]}"
 
 
 if __name__ == "__main__":
-    README.write_text(readme_with_table(README.read_text()))
-    print(f"wrote the bad-input table ({len(CASES)} cases) into {README}")
+    DOC.write_text(doc_with_table(DOC.read_text()))
+    print(f"wrote the bad-input table ({len(CASES)} cases) into {DOC}")

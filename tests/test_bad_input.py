@@ -1,5 +1,5 @@
 """Every case of `tests/bad_inputs.CASES` through `edgessl.cli.main`: the exit code, ONE line on stderr naming the
-problem, no traceback; and the README table generated from those cases is up to date."""
+problem, no traceback; and the table in docs/troubleshooting.md generated from those cases is up to date."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from edgessl.cli import main
-from tests.bad_inputs import CASES, README, Case, Ctx, readme_with_table
+from tests.bad_inputs import CASES, DOC, Case, Ctx, doc_with_table
 
 PROGRESS = re.compile(r"^\s*epoch \d+/\d+:")  # tqdm bars of a run that started, on stderr too
 
@@ -53,7 +53,7 @@ def test_cases_are_enough_and_distinct():
     assert len({c.id for c in CASES}) == len(CASES)
 
 
-def test_readme_table_is_generated_from_the_cases():
-    text = README.read_text()
-    assert readme_with_table(text) == text, \
-        "README's bad-input table is stale: run PYTHONPATH=. python -m tests.bad_inputs"
+def test_troubleshooting_table_is_generated_from_the_cases():
+    text = DOC.read_text()
+    assert doc_with_table(text) == text, \
+        "docs/troubleshooting.md's bad-input table is stale: run PYTHONPATH=. python -m tests.bad_inputs"

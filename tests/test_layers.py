@@ -21,12 +21,12 @@ STAGES = [
     ("data", ("edgessl.data",)),
     ("models", ("edgessl.models",)),
     ("measure", ("edgessl.measure",)),
-    ("methods", ("edgessl.methods",)),
+    ("methods", ("edgessl.methods", "edgessl.config_reference")),  # the key reference reads methods' options
     ("engine", ("edgessl.engine",)),
     ("checkpoint", ("edgessl.pruning",)),
     ("export", ("edgessl.export",)),
     ("check", ("edgessl.export.check", "edgessl.export.pipeline", "edgessl.export.check_artifact",
-               "edgessl.export.consumers", "edgessl.export.bundle",
+               "edgessl.export.consumers", "edgessl.export.bundle", "edgessl.export.plan",
                "edgessl.device")),  # consumers, the bundle writer and the board check run artifacts
     ("report", ("edgessl.evaluation",)),
     ("cli", ("edgessl.commands", "edgessl.cli", "edgessl.__main__", "edgessl.benchmarking")),

@@ -7,6 +7,7 @@ examples:
   edgessl export runs/mnv3s data.root=../shared/datasets/cifar10_full_jpegbytes.npz data.format=jpegbytes
   edgessl export runs/mnv4s --target tflite --int8 --bundle  # + exported/<name>_int8_tflite_bundle/ for a board
   edgessl export runs/mnv3s --int8 --qat-steps 300           # adds <name>_int8_qat.* beside the PTQ int8 artifacts
+  edgessl export runs/mnv3s --target onnx --dry-run          # the artifacts it would write and their settings
 
 Artifacts take normalized float32 input ((pixels/255 - mean) / std; NCHW, TFLite NHWC; int8 TFLite takes it
 quantized with the scale/zero point in its metadata), batch 1, and record
@@ -55,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", action="store_true",
                    help="also write <out>/<artifact>_<target>_bundle/ per artifact for `edgessl-device check` on a "
                         "board (what `edgessl bundle` writes, default sizes)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the inputs and print the artifacts it would write (paths, target, precision, profile "
+                        "settings) without converting anything or creating --out")
 
 
 def newest_checkpoint(root: str = "runs") -> str:
@@ -71,6 +75,7 @@ def newest_checkpoint(root: str = "runs") -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.export.pipeline import export_checkpoint
+    from edgessl.export.plan import describe, plan_export
     from edgessl.export.qat import QatSettings
     from edgessl.folder_lock import hold
 
@@ -84,10 +89,13 @@ def run(args: argparse.Namespace) -> int:
     precisions = [p for p, on in (("fp32", args.fp32), ("int8", args.int8)) if on] or ["fp32", "int8"]
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
     qat = QatSettings(args.qat_steps, args.qat_lr) if args.qat_steps else None
+    settings = dict(calib=args.calib, tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
+                    name=args.name, consumers=args.consumers, qat=qat)
+    if args.dry_run:  # no lock either: nothing is written
+        print(describe(plan_export(checkpoint, targets, precisions, args.out, **settings), args.bundle))
+        return 0
     with hold(args.out, "--out"):  # one export at a time per folder
-        result = export_checkpoint(checkpoint, targets, precisions, args.out, calib=args.calib,
-                                   tolerance=args.tolerance, overrides=overrides, profiles=args.profiles,
-                                   name=args.name, consumers=args.consumers, qat=qat)
+        result = export_checkpoint(checkpoint, targets, precisions, args.out, **settings)
     print(result.markdown)
     print(f"wrote {result.table_md} and {result.table_json}")
     if args.bundle:

@@ -2,6 +2,7 @@
 
 examples:
   edgessl pretrain recipes/quickstart.yaml
+  edgessl pretrain recipes/quickstart.yaml train.epochs=2 --print-config   # check and show, do not train
   edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml method=simclr simclr.temperature=0.5
   edgessl pretrain recipes/cifar10_mobilenetv3_small.yaml data.root=/data/cifar10 train.epochs=50
   edgessl pretrain runs/<name>/config.yaml            # resumes from runs/<name>/last.pt
@@ -30,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="run N >= 1 processes on this machine by re-launching through torchrun (default: 1, "
                         "no torchrun)")
+    p.add_argument("--print-config", action="store_true",
+                   help="resolve the recipe and overrides, check them, print the full config and the derived values "
+                        "(global/local batch, steps per epoch, scaled lr, queue turnover, which loss trains when), "
+                        "then exit without training")
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
@@ -48,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nproc is not None and args.nproc < 1:
         raise EdgeSSLError(f"--nproc must be >= 1 (processes to run); got {args.nproc}")
-    if args.nproc and args.nproc > 1 and not D.launched_by_torchrun():
+    if args.nproc and args.nproc > 1 and not D.launched_by_torchrun() and not args.print_config:
         return _relaunch_with_torchrun(args)
     cfg = load_config(args.recipe, args.overrides)
+    if args.print_config:  # checked and shown for --nproc (or torchrun's) processes, not trained
+        from edgessl.engine.plan import print_config
+
+        print(print_config(cfg, args.nproc or D.world_size()), end="")
+        return 0
     from edgessl.engine.trainer import pretrain
 
     result = pretrain(cfg, resume=True if args.resume else None)

@@ -132,7 +132,7 @@ def conversion_error(target: str, exc: BaseException) -> EdgeSSLError:
         if found:
             op = found.group(1) if found.groups() else found.group(0)
             return EdgeSSLError(f"{target} converter cannot handle op '{op}' ({text[:160]}); export another "
-                                "target, or pick an architecture without it (README: compatibility matrix)")
+                                "target, or pick an architecture without it (docs/benchmarks.md: compatibility matrix)")
     return EdgeSSLError(f"{target} conversion failed: {type(exc).__name__}: {text[:200]}; export another target "
                         "or report the architecture and versions")
 

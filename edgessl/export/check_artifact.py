@@ -11,8 +11,9 @@ from edgessl.errors import EdgeSSLError
 from edgessl.export import Target, target_of
 from edgessl.export.check import reference
 from edgessl.export.consumers import consumer_rows, resolve
-from edgessl.export.pipeline import (Result, artifact_row, check_loaders, check_tolerance, checked_encoder,
-                                     first_image, pytorch_row, read_artifact, table_header)
+from edgessl.export.pipeline import (Result, artifact_row, check_loaders, first_image, pytorch_row, read_artifact,
+                                     table_header)
+from edgessl.export.plan import check_tolerance, checked_encoder
 from edgessl.export.table import write_table
 
 if TYPE_CHECKING:

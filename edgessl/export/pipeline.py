@@ -7,7 +7,6 @@ half-written file behind; artifacts finished before the failure stay.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -21,9 +20,10 @@ import numpy as np
 from edgessl import __version__
 from edgessl.checkpoint import RunFolder
 from edgessl.errors import EdgeSSLError
-from edgessl.export import PRECISIONS, TARGETS, Target, get_target
+from edgessl.export import Target, get_target
 from edgessl.export.check import Reference, latency_ms, measure, paired_latency_ms, reference, size_mb, torch_runner
-from edgessl.export.consumers import consumer_rows, resolve
+from edgessl.export.consumers import consumer_rows
+from edgessl.export.plan import plan_export
 from edgessl.export.profiles import Profile
 from edgessl.export.table import Row, status, write_table
 
@@ -48,20 +48,6 @@ class Result:
         return all(r.status == "pass" for r in self.rows)
 
 
-def check_tolerance(tolerance: float | None) -> None:
-    """`--tolerance`: a finite drop in points >= 0 (a negative one would fail a perfect artifact)."""
-    if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
-        raise EdgeSSLError(f"--tolerance must be a kNN top-1 drop in points >= 0 (e.g. 0.5); got {tolerance}")
-
-
-def _check_name(name: str, given: bool) -> None:
-    """Artifact base names are plain file names: `../x` would write outside --out."""
-    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
-        which = "--name" if given else "the recipe's name (set --name)"
-        raise EdgeSSLError(f"{which} {name!r} must be a plain file name (no '/' or '..'); the artifacts go into "
-                           "--out")
-
-
 def read_artifact(target: Target, path: Path) -> dict[str, Any]:
     """The artifact's metadata, after loading it once in its runtime: a damaged file is a one-line error."""
     try:
@@ -74,32 +60,6 @@ def read_artifact(target: Target, path: Path) -> dict[str, Any]:
         raise EdgeSSLError(f"'{path}' is not a readable {target.name} artifact ({text}); re-export it with "
                            "`edgessl export`") from None
     return meta
-
-
-def checked_encoder(checkpoint: str | Path, overrides: Sequence[str]) -> LoadedEncoder:
-    """Load the encoder and its recipe; refuse one whose mean/std differ from what the eval transform applies."""
-    from edgessl.data import MEAN, STD
-    from edgessl.models.encoder_loading import load_trained_encoder
-
-    enc = load_trained_encoder(checkpoint, overrides)
-    for key, used in (("mean", MEAN), ("std", STD)):
-        if not np.allclose(enc.info.get(key, used), used):
-            raise EdgeSSLError(f"'{enc.path}': encoder {key} {enc.info[key]} differs from the {key} edgessl's eval "
-                               f"transform uses {list(used)}; calibration and check would feed the wrong input")
-    return enc
-
-
-def _refuse_other_export(table: Path, checkpoint: Path) -> None:
-    """Exports of two checkpoints under one name would overwrite each other's artifacts: refuse before writing."""
-    if not table.is_file():
-        return
-    try:
-        previous = Path(json.loads(table.read_text())["checkpoint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # not a table edgessl wrote in this layout: nothing to compare
-    if previous.resolve() != checkpoint.resolve():
-        raise EdgeSSLError(f"'{table.parent}' already holds an export named '{table.stem.removesuffix('_benchmark')}' "
-                           f"of another checkpoint ({previous}); pass --name NAME or --out DIR to keep it")
 
 
 def check_loaders(enc: LoadedEncoder) -> tuple[Any, Any]:
@@ -244,26 +204,10 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     adds, per target, an int8 artifact made by quantization-aware training (`<name>_int8_qat<suffix>`, method "qat")
     beside the PTQ one.
     """
-    if not targets:
-        raise EdgeSSLError(f"--target is empty; choose one or more of: {', '.join(TARGETS)}")
-    check_tolerance(tolerance)
-    if name is not None:
-        _check_name(name, True)
-    chosen = [get_target(name) for name in targets]
-    for precision in precisions:
-        if precision not in PRECISIONS:
-            raise EdgeSSLError(f"unknown precision '{precision}'; choose from: {', '.join(PRECISIONS)}")
-    for target in chosen:
-        target.require()
-    users = resolve(consumers, [t.name for t in chosen], log)
-    enc = checked_encoder(checkpoint, overrides)
-    name = name or enc.cfg.name
-    _check_name(name, False)
-    out = Path(out_dir)
-    _refuse_other_export(out / f"{name}_benchmark.json", enc.path)
+    plan = plan_export(checkpoint, targets, precisions, out_dir, calib, tolerance, overrides, profiles, name,
+                       consumers, qat, log)
+    enc, out, resolved, tols = plan.enc, plan.out, plan.profiles, plan.tolerances
     arch, size = enc.info["arch"], enc.cfg.data.image_size
-    resolved = {t.name: t.profile(arch, profiles) for t in chosen}
-    tols = {name: p.tolerance if tolerance is None else tolerance for name, p in resolved.items()}
     loaders = check_loaders(enc)
     log(f"reference: PyTorch fp32 features of {arch} at {size} px")
     ref = reference(enc.model, *loaders, enc.cfg.knn.k, enc.cfg.knn.temperature)
@@ -280,16 +224,14 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
     rows = [pytorch_row(enc, ref, image, first.threads, first.warmup, first.runs)]
     extra: list[Row] = []  # consumer rows, after every target's rows (the speed-up pairs fp32/int8 by target)
     finetune = _finetuner(enc, qat, log) if qat is not None and "int8" in precisions else None
-    variants = [(p, m) for p in precisions for m in ((("ptq", "qat") if finetune else ("ptq",)) if p == "int8"
-                                                     else ("",))]
-    for target in chosen:
+    for target in plan.targets:
         profile = resolved[target.name]
-        for precision, method in variants:
-            n = 0 if precision == "fp32" else min(profile.calibration if calib is None else calib, len(calib_images))
+        for precision, method in plan.variants:
+            n = 0 if precision == "fp32" else min(plan.calibration(target), len(calib_images))
             label = f"{target.name} {precision}{' ' + method if method else ''}"
             log(f"[{label}] exporting" + (f" (calibration: {n} images)" if n else ""))
             with tempfile.TemporaryDirectory(prefix=".edgessl-stage-", dir=out) as tmp:
-                stage = Path(tmp) / f"{name}_{precision}{'_qat' if method == 'qat' else ''}{target.suffix}"
+                stage = Path(tmp) / plan.artifact(target, precision, method)
                 meta = _metadata(enc, target, precision, profile, n)
                 if method == "qat":
                     meta["qat"] = asdict(qat)
@@ -299,7 +241,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
                     method = "ptq+fallback" if meta.get("float_nodes") else method
                 row = artifact_row(target, precision, stage, profile, ref, loaders, image, tols[target.name],
                                     method)
-                checked = consumer_rows(users, target, precision, stage, profile, ref, loaders, image,
+                checked = consumer_rows(plan.consumers, target, precision, stage, profile, ref, loaders, image,
                                         tols[target.name], row)
                 _card(stage, enc, {**meta, **target.metadata(stage)}, row, checked)
                 _publish(Path(tmp), out, stage)
@@ -312,7 +254,7 @@ def export_checkpoint(checkpoint: str | Path, targets: Sequence[str], precisions
             extra += checked
     _speedups(rows, out, resolved, image)
     rows += extra
-    stem = out / f"{name}_benchmark"
+    stem = plan.table
     uniform = set(tols.values())
     header = table_header(enc, ref, uniform.pop() if len(uniform) == 1 else tols)
     md = write_table(rows, header, stem.with_suffix(".md"), stem.with_suffix(".json"))

@@ -48,8 +48,8 @@ def test_bad_method_settings_are_one_line_errors(override, words):
         assert w in msg
 
 
-def test_the_readme_add_a_method_example_trains(tmp_path, monkeypatch):
-    """README's "Add a method" module, registered with its one line, runs a training step through the engine."""
+def test_the_docs_add_a_method_example_trains(tmp_path, monkeypatch):
+    """docs/methods.md's "Add a method" module, registered with its one line, runs a training step through the engine."""
     import importlib.util
     import re
     import sys
@@ -60,8 +60,8 @@ def test_the_readme_add_a_method_example_trains(tmp_path, monkeypatch):
     from edgessl.engine.trainer import Trainer
     from tests.tiny_run import tiny
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Add a method"):]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "methods.md").read_text()
+    section = page[page.index("## Add a method"):]
     module = re.search(r"```python\n# edgessl/methods/my_method.py\n(.*?)```", section, re.S).group(1)
     assert '"my_method": "edgessl.methods.my_method:MyMethod",' in section
     path = tmp_path / "my_method.py"
