@@ -3,7 +3,8 @@ OpenVINO and LiteRT.
 
 Per model, in a child process (a converter crash or hang costs one row, not the run), 1 torch thread:
 - build (pretrained=False), parameters and MACs at 224 px of the deployed (fused) form;
-- 2 ReSSL steps at 224 px (batch 8, synthetic images), and 2 at 32 px with `model.stem_stride=1`;
+- `edgessl pretrain recipes/quickstart.yaml model.arch=NAME` for 2 steps at 224 px (batch 8, synthetic images)
+  and 2 at 32 px with `model.stem_stride=1`, each in its own process (a crash is retried with NCHW and stays a failure);
 - `edgessl export` of the 224 px checkpoint per runtime, fp32 and int8 (16 calibration images), with the check:
   int8 cosine to PyTorch fp32 on the fixed synthetic test batch (16 images), and the int8 speed-up over fp32 at
   224 px (batch 1, 1 thread, 30 paired timed runs); the ONNX files are also run in OpenCV DNN where it is installed
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -68,25 +70,34 @@ def _reason(exc: BaseException) -> str:
     return text if isinstance(exc, EdgeSSLError) else f"TRACEBACK {type(exc).__name__}: {text}"
 
 
-def _pretrain(name: str, out: Path, *extra: str) -> tuple[bool | str, Path]:
-    """What `edgessl pretrain recipes/quickstart.yaml model.arch=NAME ...` does, for 2 steps, in this process
-    (a second interpreter per run cost a minute of imports on the shared CPU); ok, or the failure in a few words."""
-    from edgessl.config import load_config
-    from edgessl.engine.trainer import Trainer
+def _pretrain(name: str, out: Path, *extra: str) -> bool | str:
+    """`edgessl pretrain recipes/quickstart.yaml model.arch=NAME ...` for 2 steps, the command a user runs, in its
+    own process; True, or the failure in a few words (its one-line error; `TRACEBACK` for anything else). A crash
+    is retried once with `train.channels_last=false`, so the row can still be exported, and stays a failure."""
+    def run(*more: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "edgessl", "pretrain", str(ROOT / "recipes" / "quickstart.yaml"), *PRETRAIN,
+               f"model.arch={name}", f"output_dir={out}", *extra, *more]
+        shutil.rmtree(out, ignore_errors=True)
+        return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
-    try:
-        cfg = load_config(ROOT / "recipes" / "quickstart.yaml",
-                          PRETRAIN + [f"model.arch={name}", f"output_dir={out}", *extra])
-        Trainer(cfg).fit()
-        return True, out / "last.pt"
-    except Exception as exc:  # noqa: BLE001 - every failure is a matrix cell
-        return _reason(exc), out / "last.pt"
+    proc = run()
+    if proc.returncode == 0:
+        return True
+    lines = proc.stderr.strip().splitlines() or [""]
+    if proc.returncode == 2:
+        return lines[-1]  # edgessl's one-line error
+    if proc.returncode > 0:
+        return f"TRACEBACK {lines[-1][:200]}"
+    crash = f"TRACEBACK crashed in training ({signal.Signals(-proc.returncode).name})"
+    return crash + ("; ok with train.channels_last=false" if run("train.channels_last=false").returncode == 0
+                    else "; also with train.channels_last=false")
 
 
 def _agrees(note: str) -> bool | str:
     """True when a consumer row agrees with the target's runtime (its pass rule without the kNN tolerance, which
-    16 test images cannot judge: one image is 6.25 pt), else its one-line reason."""
-    return True if "disagrees" not in note else note
+    16 test images cannot judge: one image is 6.25 pt; an agreeing row's note starts "vs <runtime>"), else its
+    one-line reason (disagrees, crashed, failed to load)."""
+    return True if note.startswith("vs ") else note
 
 
 def _profiles(work: Path) -> Path:
@@ -114,7 +125,7 @@ def _export(row: dict, ckpt: Path, target: str, work: Path, save) -> None:
             if r.precision == "int8":
                 cell.update(cosine=r.cosine_mean, cosine_min=r.cosine_min, speedup=r.speedup)
         for r in consumers:  # OpenCV DNN on the ONNX files: agrees with ONNX Runtime, or the consumer's reason
-            cell.setdefault("consumers", {})[f"{r.runtime} {r.precision}"] = (_agrees(r.note), round(r.cosine_mean, 5))
+            cell.setdefault("consumers", {})[f"{r.runtime} {r.precision}"] = (_agrees(r.note), r.cosine_mean)
     except Exception as exc:  # noqa: BLE001 - every failure is a matrix cell
         done = " ".join(stage)
         cell["fp32"] = f"[{target} fp32] pass" in done or f"[{target} fp32] fail" in done
@@ -123,13 +134,13 @@ def _export(row: dict, ckpt: Path, target: str, work: Path, save) -> None:
     save()
 
 
-def one(name: str, work: Path, partial: Path, stages: str, nchw: bool = False) -> None:
+def one(name: str, work: Path, partial: Path, stages: str) -> None:
     """Fill the row of `name`, writing it to `partial` after every stage (the parent reads it on a timeout).
     `stages`: "train" (build, cost, both pretrainings), "export" (of the train phase's checkpoint), or "all"."""
     import torch
 
     torch.set_num_threads(1)
-    row: dict = json.loads(partial.read_text()) if partial.is_file() and (nchw or stages == "export") else \
+    row: dict = json.loads(partial.read_text()) if partial.is_file() and stages == "export" else \
         {"model": name, "runtimes": {}}
     row.update(family=FAMILY.get(name, "other"), stage="")
     clock = [time.time()]
@@ -142,11 +153,6 @@ def one(name: str, work: Path, partial: Path, stages: str, nchw: bool = False) -
         partial.write_text(json.dumps(row))
 
     ckpt = work / "run224" / "last.pt"
-    if nchw:  # the parent's retry after a crash of the default (channels_last) run
-        PRETRAIN.append("train.channels_last=false")
-        for run in ("run32", "run224"):
-            shutil.rmtree(work / run, ignore_errors=True)
-        row["nchw"] = f"crashed with train.channels_last=true ({row.pop('crash', '')[:60]}); rerun with false"
     if stages in ("train", "all") and not _train(name, work, row, save):
         return
     if stages in ("export", "all") and ckpt.is_file():
@@ -173,9 +179,9 @@ def _train(name: str, work: Path, row: dict, save) -> bool:
         save()
         return False
     save("pretrain 32 px")
-    row["pretrain32"], _ = _pretrain(name, work / "run32", "data.image_size=32", "model.stem_stride=1")
+    row["pretrain32"] = _pretrain(name, work / "run32", "data.image_size=32", "model.stem_stride=1")
     save("pretrain 224 px")
-    row["pretrain"], _ = _pretrain(name, work / "run224", f"data.image_size={SIZE}", "model.stem_stride=2")
+    row["pretrain"] = _pretrain(name, work / "run224", f"data.image_size={SIZE}", "model.stem_stride=2")
     save()
     return True
 
@@ -201,12 +207,6 @@ def _run_child(name: str, out: Path, work: Path, timeout: float, stages: str) ->
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, __file__, "--one", name, "--work", str(work / name), "--stages", stages]
     crash = _child(cmd, env, timeout)
-    stage = json.loads(partial.read_text()).get("stage", "") if partial.is_file() else ""
-    if crash and "signal" in crash and stage.startswith("pretrain"):
-        row = json.loads(partial.read_text())
-        row["crash"] = crash
-        partial.write_text(json.dumps(row))
-        crash = _child(cmd + ["--nchw"], env, timeout)  # a crash in training: once more in NCHW
     row = json.loads(partial.read_text()) if partial.is_file() else {"model": name, "runtimes": {}}
     if crash and row.get("stage") != "done":  # a timeout while the finished child exits loses nothing
         row["crash"] = f"{crash} (during {row.get('stage') or 'start'})"
@@ -241,8 +241,6 @@ def _runtime_cell(cell: dict | None) -> str:
 def _why(row: dict) -> str:
     """The failure reasons of a row, a few words each."""
     reasons = [row[k] for k in ("build", "crash") if row.get(k)]
-    if row.get("nchw"):
-        reasons.append("training crashes (SIGABRT) with train.channels_last=true; ok with false")
     for key, label in (("pretrain32", "32 px"), ("pretrain", "224 px")):
         if isinstance(row.get(key), str):
             reasons.append(f"{label}: " + row[key].split(": ", 1)[-1].split("; use ")[0])
@@ -261,7 +259,7 @@ def table(rows: list[dict]) -> str:
         name = r["model"] + (" (rep)" if r.get("reparameterizable") else "")
         cells = [name, r.get("family", ""), f"{r['params_m']:.2f}" if "params_m" in r else "-",
                  f"{r['gmacs']:.3f}" if "gmacs" in r else "-",
-                 *(_mark(r.get(k)) + ("*" if r.get("nchw") and r.get(k) is True else "") for k in ("pretrain", "pretrain32")),
+                 *(_mark(r.get(k)) for k in ("pretrain", "pretrain32")),
                  *(_runtime_cell(r.get("runtimes", {}).get(t)) for t in TARGETS), _why(r)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -279,11 +277,10 @@ def main() -> None:
     parser.add_argument("--stages", choices=("all", "train", "export"), default="all",
                         help="train: build + pretrainings only; export: only the exports of an earlier train run")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--nchw", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         try:
-            one(args.one, args.work, args.work / "row.json", args.stages, args.nchw)
+            one(args.one, args.work, args.work / "row.json", args.stages)
         except Exception:
             traceback.print_exc()
             sys.exit(1)

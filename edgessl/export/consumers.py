@@ -15,6 +15,9 @@ the installed ones and logs the others as skipped; naming a missing one is an er
 from __future__ import annotations
 
 import importlib.util
+import math
+import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -28,6 +31,7 @@ from edgessl.export.check import Reference, cosine, embeddings, measure
 from edgessl.export.profiles import Profile
 from edgessl.export.table import Row, status
 
+PROBE_TIMEOUT = 300.0  # seconds for a consumer to load an artifact and run one image in the crash probe
 AGREE = 0.001  # max drop of a consumer's cosine mean to PyTorch below the target runtime's on the same artifact
 
 
@@ -61,11 +65,32 @@ class Consumer:
     def runtime(self) -> str:
         return f"{self.name} {metadata.version(self.distribution)}"
 
+    def crash(self, path: Path, image: np.ndarray) -> str | None:
+        """Load `path` and run `image` in a child process first: a consumer that crashes on a graph (OpenCV 5.1.0
+        segfaults on RepViT's and FastViT's) then fails its row instead of killing the export. None when it ran."""
+        ctx = multiprocessing.get_context("spawn")
+        child = ctx.Process(target=_probe, args=(self.load, str(path), image), daemon=True)
+        child.start()
+        child.join(PROBE_TIMEOUT)
+        if child.is_alive():
+            child.kill()
+            child.join()
+            return f"{self.name} did not finish one image in {PROBE_TIMEOUT:.0f} s"
+        code = child.exitcode or 0
+        if code < 0:
+            return f"{self.name} crashed on this file ({signal.Signals(-code).name})"
+        return None if code == 0 else f"{self.name} failed to load or run this file (exit code {code})"
+
 
 CONSUMERS: dict[str, Consumer] = {
     "opencv": Consumer("opencv", "cv2", "opencv-python-headless", "opencv-python-headless==5.1.0.95", ("onnx",),
                        _opencv),
 }
+
+
+def _probe(load: Callable[[Path, int], Runner], path: str, image: np.ndarray) -> None:
+    """The child of `Consumer.crash`: one forward pass; a Python error exits 1, a crash by its signal."""
+    load(Path(path), 1)(image)
 
 
 def resolve(spec: str, targets: Sequence[str], log: Callable[[str], None] = print) -> list[Consumer]:
@@ -104,6 +129,12 @@ def consumer_rows(consumers: Sequence[Consumer], target: Target, precision: str,
     own = embeddings(target.load(path, profile.threads), loaders[1])
     rows = []
     for consumer in mine:
+        crashed = consumer.crash(path, image)
+        if crashed:
+            rows.append(Row(target.name, consumer.runtime(), precision, "fail", path.name, runtime_row.size_mb,
+                            math.nan, math.nan, math.nan, math.nan, math.nan, None, profile.threads,
+                            f"{crashed}; do not deploy this file with {consumer.name}", runtime_row.method))
+            continue
         runner = consumer.load(path, profile.threads)
         m = measure(runner, ref, *loaders, image, profile.warmup, profile.runs)
         agree = float(cosine(m.test_feats, own).mean())

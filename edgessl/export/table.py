@@ -7,6 +7,7 @@ A row passes when its kNN top-1 is at most `tolerance` points below PyTorch fp32
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def status(knn_delta: float, tolerance: float) -> str:
 
 
 def _cell(column: str, value: Any) -> str:
-    if value is None or value == "":
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):  # nan: not measured
         return "-"
     if column == "status":
         return "✅ pass" if value == "pass" else "❌ fail"
@@ -79,10 +80,15 @@ def markdown(rows: list[Row], header: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_row(row: Row) -> dict[str, Any]:
+    """A row for the JSON table: not-measured (nan) values as null, which strict JSON readers accept."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(row).items()}
+
+
 def write_table(rows: list[Row], header: dict[str, Any], md_path: Path, json_path: Path) -> str:
     """Write the Markdown and JSON tables; return the Markdown. JSON = `header` plus `rows` (all columns)."""
     text = markdown(rows, header)
     md_path.write_text(text)
-    json_path.write_text(json.dumps({**header, "columns": list(COLUMNS), "rows": [asdict(r) for r in rows]},
+    json_path.write_text(json.dumps({**header, "columns": list(COLUMNS), "rows": [_json_row(r) for r in rows]},
                                     indent=2) + "\n")
     return text

@@ -110,3 +110,21 @@ def test_a_disagreeing_consumer_fails_its_row(checkpoint: Path, tmp_path: Path, 
     assert rows[2]["note"].startswith("opencv disagrees with onnxruntime: cosine to PyTorch 0.")
     assert "❌ fail" in capsys.readouterr().out
     assert np.isfinite(rows[2]["knn_top1"])
+
+
+def _crashing_load(path: Path, threads: int):
+    """A consumer that dies by a signal on load, as OpenCV 5.1.0 does on RepViT's and FastViT's ONNX."""
+    import os
+
+    os.abort()
+
+
+def test_a_crashing_consumer_fails_its_row_and_the_check_goes_on(exported: Exported, monkeypatch) -> None:
+    crashing = consumers.Consumer("crashy", "numpy", "numpy", "numpy", ("onnx",), _crashing_load)
+    monkeypatch.setitem(CONSUMERS, "crashy", crashing)
+    artifact = exported.out / "tiny_fp32.onnx"
+    assert cli("check", str(artifact), "--consumers", "crashy", "--tolerance", "100") == 1
+    rows = json.loads(artifact.with_name(artifact.name + ".check.json").read_text())["rows"]
+    assert rows[1]["status"] == "pass"  # ONNX Runtime's row is measured as before
+    assert rows[2]["status"] == "fail" and rows[2]["cosine_mean"] is None  # nothing measured: null, not NaN
+    assert rows[2]["note"] == "crashy crashed on this file (SIGABRT); do not deploy this file with crashy"
