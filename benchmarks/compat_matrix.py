@@ -56,7 +56,7 @@ TARGETS = ("onnx", "openvino", "tflite")
 SIZE = 224
 PRETRAIN = ["data.format=synthetic", "data.synthetic_train=16", "data.synthetic_test=16", "data.num_workers=0",
             "train.batch_size=8", "train.epochs=1", "train.max_steps=2", "train.knn_every=0", "train.device=cpu",
-            "train.threads=1", "ressl.queue_size=16", "ressl.bn_splits=2", "ressl.infonce_warmup_epochs=0", "knn.k=5",
+            "train.threads=1", "infonce.queue_size=16", "infonce.bn_splits=2", "knn.k=5",
             "optim.warmup_epochs=0"]
 APPEND = threading.Lock()  # --jobs > 1: one line at a time into --out
 PROFILE = {"warmup": 5, "runs": 30, "calibration": 16}  # over the repo's export/*.yaml

@@ -69,7 +69,7 @@ class Case:
 
 def _tiny(ctx: Ctx, *extra: str) -> list[str]:
     """The tiny run (synthetic 16 px, 64 images) writing into ctx.tmp/run, with extra overrides."""
-    return [RECIPE, *TINY, "train.threads=1", f"output_dir={ctx.tmp / 'run'}", *extra]
+    return [RECIPE, *TINY, "method=ressl", "train.threads=1", f"output_dir={ctx.tmp / 'run'}", *extra]
 
 
 def _image_folder(ctx: Ctx, n: int) -> Path:

@@ -20,7 +20,7 @@ def test_help_lists_every_command(capsys):
     (["pretrain", "nope.yaml"], "recipe 'nope.yaml' not found"),
     (["pretrain", "recipes/quickstart.yaml", "model.arch=mobilenet_v9"], "unknown model.arch 'mobilenet_v9': not a timm model; did you mean"),
     (["pretrain", "recipes/quickstart.yaml", "data.format=imagefolder", "data.root=/no/such/dir"], "/no/such/dir"),
-    (["pretrain", "recipes/quickstart.yaml", "ressl.queue_size=1000"], "not a multiple of the global batch"),
+    (["pretrain", "recipes/quickstart.yaml", "infonce.queue_size=1000"], "not a multiple of the global batch"),
     (["pretrain", "recipes/quickstart.yaml", "train.epochz=3"], "did you mean 'train.epochs'"),
 ])
 def test_pretrain_bad_input_is_one_line(tmp_path, capsys, argv, words):

@@ -11,6 +11,7 @@ from datetime import timedelta
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 from edgessl import distributed as D
 from edgessl.config import Config
@@ -99,6 +100,32 @@ def seed_everything(seed: int) -> None:
 def memory_format(cfg: Config) -> torch.memory_format:
     """The model's and inputs' layout: NHWC (`train.channels_last`, 1.5-2.5x faster on CPU) or NCHW."""
     return torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+
+def apply_layout(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
+    """`model` on `device` in the training layout. On CPU in NHWC, the strided 1x1 convolutions on few channels
+    stay NCHW (`keep_nchw`): PyTorch 2.14's CPU backward of such a convolution in channels_last corrupts the heap
+    (a 1x1 stride-2 conv on 3 channels at 224 px; MobileOne's and FastViT's stem scale branch)."""
+    model = model.to(device, memory_format=memory_format(cfg))
+    if cfg.train.channels_last and device.type == "cpu":
+        keep_nchw(model)
+    return model
+
+
+def _contiguous_input(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].contiguous(),) + args[1:]
+
+
+def keep_nchw(model: nn.Module, max_channels: int = 15) -> list[str]:
+    """Put every strided 1x1 `Conv2d` with at most `max_channels` input channels (the crashing case; 16 ran clean)
+    back to NCHW, weight and input; returns their names. Their cost is negligible (a few MACs per output pixel)."""
+    names = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels <= max_channels:
+            m.weight.data = m.weight.data.clone(memory_format=torch.contiguous_format)  # 1x1: .contiguous() is a no-op
+            m.register_forward_pre_hook(_contiguous_input)
+            names.append(name)
+    return names
 
 
 def check_amp(amp: str, device: torch.device) -> None:

@@ -93,7 +93,7 @@ class Trainer:
             raise EdgeSSLError(f"model.arch={cfg.model.arch} gives no features at data.small_crop_size={small}; "
                                f"raise it or set data.small_crops=0")
         ctx = Context(self.world, self.local_batch * cfg.data.view_pairs, self.total_steps, self.steps_per_epoch)
-        self.model = method(cfg, options, backbone, ctx).to(self.device, memory_format=R.memory_format(cfg))
+        self.model = R.apply_layout(method(cfg, options, backbone, ctx), cfg, self.device)
         self.peak_lr = scaled_lr(cfg.optim, cfg.train.batch_size)
         self.optimizer = build_optimizer(self.model.student, cfg.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")

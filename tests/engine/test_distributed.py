@@ -86,8 +86,8 @@ def test_two_process_run_checkpoints_and_resumes_on_one(tmp_path):
     run = tmp_path / "run"
     args = [f"{k}" for k in ("data.format=synthetic", "data.image_size=16", "data.synthetic_train=64",
                              "data.synthetic_test=32", "data.num_workers=0", "model.projector_hidden=64",
-                             "model.projector_dim=32", "ressl.queue_size=64", "train.batch_size=16",
-                             "knn.k=5", "train.knn_every=0", f"output_dir={run}")]
+                             "model.projector_dim=32", "method=ressl", "ressl.queue_size=64",
+                             "train.batch_size=16", "knn.k=5", "train.knn_every=0", f"output_dir={run}")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "edgessl",
            "pretrain", "recipes/quickstart.yaml", *args, "train.epochs=1"]

@@ -11,7 +11,8 @@ from edgessl.config import config_from_dict
 
 def test_print_config_shows_the_resolved_recipe_and_derived_values(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["pretrain", "recipes/quickstart.yaml", "train.epochs=2", f"output_dir={run}", "--print-config"]) == 0
+    assert main(["pretrain", "recipes/quickstart.yaml", "train.epochs=2", f"output_dir={run}", "method=ressl",
+                 "ressl.queue_size=1024", "ressl.infonce_warmup_epochs=4", "--print-config"]) == 0
     out = capsys.readouterr().out
     recipe = yaml.safe_load(out)  # the derived values are comments: the output is a valid recipe
     cfg = config_from_dict(recipe)
@@ -34,6 +35,6 @@ def test_print_config_for_several_processes_and_missing_data(capsys):
 
 
 def test_print_config_refuses_what_start_up_refuses(capsys):
-    assert main(["pretrain", "recipes/quickstart.yaml", "ressl.queue_size=1000", "--print-config"]) == 2
+    assert main(["pretrain", "recipes/quickstart.yaml", "infonce.queue_size=1000", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "not a multiple of the global batch" in err and len(err.strip().splitlines()) == 1

@@ -65,3 +65,32 @@ def test_local_rank_zero_downloads_before_the_others(tmp_path):
     from tests.gloo import run_gloo
 
     assert run_gloo(_first_worker, 2, str(tmp_path / "marker")) == [False, True]
+
+
+_STRIDED_1X1 = """
+import torch, torch.nn as nn
+from edgessl.config import Config
+from edgessl.engine.runtime import apply_layout
+torch.set_num_threads(1)
+model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.Conv2d(3, 16, 1, 2, 0))  # MobileOne's stem: 3x3 + 1x1 scale
+cfg = Config()
+cfg.train.channels_last = {channels_last}
+model = apply_layout(model, cfg, torch.device("cpu"))
+for _ in range(10):
+    x = torch.randn(16, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    (model[0](x) + model[1](x)).square().sum().backward()
+print(model[0].weight.is_contiguous(memory_format=torch.channels_last), model[1].weight.is_contiguous())
+"""
+
+
+def test_channels_last_keeps_strided_1x1_convs_on_few_channels_in_nchw():
+    """PyTorch 2.14's CPU backward of a 1x1 stride-2 conv on 3 channels at 224 px in channels_last crashes the
+    process (heap corruption; MobileOne's and FastViT's stem): apply_layout leaves that conv NCHW, the rest NHWC.
+    In a child process, so a regression fails this test instead of killing pytest."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _STRIDED_1X1.format(channels_last=True)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"crashed: return code {proc.returncode} {proc.stderr[-300:]}"
+    assert proc.stdout.split() == ["True", "True"]  # the 3x3 conv NHWC, the strided 1x1 conv NCHW
