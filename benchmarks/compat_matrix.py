@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -242,10 +243,12 @@ def _why(row: dict) -> str:
     """The failure reasons of a row, a few words each."""
     reasons = [row[k] for k in ("build", "crash") if row.get(k)]
     for key, label in (("pretrain32", "32 px"), ("pretrain", "224 px")):
-        if isinstance(row.get(key), str):
-            reasons.append(f"{label}: " + row[key].split(": ", 1)[-1].split("; use ")[0])
-    reasons += [f"{t}: {c['error']}" for t, c in row.get("runtimes", {}).items() if c.get("error")]
-    reasons += [f"{name}: {ok}" for c in row.get("runtimes", {}).values()
+        if isinstance(row.get(key), str):  # the command's one-line error without its "edgessl pretrain: error:"
+            reasons.append(f"{label}: " + re.sub(r"^(edgessl pretrain: )?error: ", "", row[key]).split("; use ")[0])
+    reasons += [f"{t}: " + c['error'].split(" (Failed to run converter passes")[0]  # the converter's words, no path
+                for t, c in row.get("runtimes", {}).items() if c.get("error")]
+    reasons += [f"OpenCV {name.split()[-1]}: " + re.sub(r"^opencv ", "", str(ok).split("; do not deploy")[0])
+                for c in row.get("runtimes", {}).values()
                 for name, (ok, _) in c.get("consumers", {}).items() if ok is not True and _agrees(str(ok)) is not True]
     return "; ".join(" ".join(r.split())[:160].replace("|", "/") for r in reasons)
 
