@@ -17,7 +17,7 @@ from edgessl.data import build_dataset
 from edgessl.engine.optim import scaled_lr
 from edgessl.engine.run_setup import check_sizes
 from edgessl.errors import EdgeSSLError
-from edgessl.methods import describe, resolve
+from edgessl.methods import describe, ignored_note, resolve
 from edgessl.methods.distill import distillation_on
 from edgessl.models.registry import check_arch
 
@@ -40,7 +40,7 @@ def _queues(cfg: Config, options: Any) -> list[tuple[str, int]]:
 
 def _loss_lines(cfg: Config, options: Any, steps_per_epoch: int | None) -> list[str]:
     """Which loss trains when: the method's own line, its warm-up in steps, and the distillation term."""
-    lines = [f"loss: {describe(cfg)}"]
+    lines = [f"loss: {describe(cfg)}", *([ignored_note(cfg).strip()] if ignored_note(cfg) else [])]
     warm = getattr(options, "infonce_warmup_epochs", 0)
     if warm and steps_per_epoch:
         lines.append(f"  InfoNCE warm-up: steps 0-{round(warm * steps_per_epoch) - 1}")

@@ -34,7 +34,7 @@ from edgessl.errors import EdgeSSLError
 from edgessl.folder_lock import hold
 from edgessl.measure.knn import knn_top1
 from edgessl.measure.loaders import eval_loader
-from edgessl.methods import Context, StepOutput, describe, resolve
+from edgessl.methods import Context, StepOutput, describe, ignored_note, resolve
 from edgessl.models.registry import check_arch, feature_dim, probe_output_shape
 from edgessl.models.reparam import inference_form
 
@@ -247,7 +247,7 @@ class Trainer:
         if main:
             print(f"run folder: {self.run_dir}  ({self.world} process(es), device {self.device}, "
                   f"{len(self.train_set)} train images, {self.steps_per_epoch} steps/epoch, "
-                  f"global batch {cfg.train.batch_size}, lr {self.peak_lr:.4g})\nmethod {describe(cfg)}")
+                  f"global batch {cfg.train.batch_size}, lr {self.peak_lr:.4g})\nmethod {describe(cfg)}{ignored_note(cfg)}")
             if self.model.distill is not None:
                 print(self.model.distill.teacher.source.describe())
         start = time.time()

@@ -23,7 +23,8 @@ METHODS = {  # name -> "module:class"
     "byol": "edgessl.methods.byol:BYOL",
 }
 
-__all__ = ["METHODS", "Context", "Method", "StepOutput", "build_method", "describe", "method_class", "resolve"]
+__all__ = ["METHODS", "Context", "Method", "StepOutput", "build_method", "describe", "ignored_note", "method_class",
+           "resolve"]
 
 
 def method_class(name: str) -> type[Method]:
@@ -62,6 +63,17 @@ def build_method(cfg: Config, backbone: Any, ctx: Context) -> Method:
     """The recipe's method around `backbone`."""
     cls, options = resolve(cfg)
     return cls(cfg, options, backbone, ctx)
+
+
+def ignored_note(cfg: Config) -> str:
+    """"" or a line naming the recipe's sections of other methods, which change nothing (e.g. `ressl.tau_s=0.2`
+    on an infonce recipe): said at start-up, so a user does not read a run as trained with them."""
+    other = [name for name in cfg.methods if name != cfg.method]
+    if not other:
+        return ""
+    if len(other) == 1:
+        return f"\n  ignored: the {other[0]}: section (method is {cfg.method}; method={other[0]} uses it)"
+    return f"\n  ignored: the {', '.join(f'{n}:' for n in other)} sections (method is {cfg.method})"
 
 
 def describe(cfg: Config) -> str:

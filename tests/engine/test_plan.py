@@ -38,3 +38,14 @@ def test_print_config_refuses_what_start_up_refuses(capsys):
     assert main(["pretrain", "recipes/quickstart.yaml", "infonce.queue_size=1000", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "not a multiple of the global batch" in err and len(err.strip().splitlines()) == 1
+
+
+def test_print_config_says_which_method_sections_are_ignored(capsys):
+    """An option of another method changes nothing; the start-up line and --print-config say so."""
+    assert main(["pretrain", "recipes/quickstart.yaml", "--print-config"]) == 0
+    assert "ignored:" not in capsys.readouterr().out
+    assert main(["pretrain", "recipes/quickstart.yaml", "ressl.tau_s=0.2", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "# ignored: the ressl: section (method is infonce; method=ressl uses it)" in out
+    assert main(["pretrain", "recipes/quickstart.yaml", "method=ressl", "--print-config"]) == 0
+    assert "# ignored: the infonce: section (method is ressl; method=infonce uses it)" in capsys.readouterr().out
