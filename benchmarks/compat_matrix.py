@@ -234,8 +234,8 @@ def _runtime_cell(cell: dict | None) -> str:
     if not cell.get("int8"):
         return f"{_mark(cell.get('fp32'))} / FAIL" if cell.get("fp32") else "FAIL / -"
     speed = f"{cell['speedup']:.2f}x" if cell.get("speedup") else "?"
-    opencv = [_agrees(str(ok)) if ok is not True else ok for ok, _ in cell.get("consumers", {}).values()]
-    also = (", OpenCV " + ("ok" if all(v is True for v in opencv) else "FAIL")) if opencv else ""
+    opencv = [ok for ok, _ in cell.get("consumers", {}).values()]  # True, or the consumer's reason (`_agrees`)
+    also = (", OpenCV " + ("ok" if all(ok is True for ok in opencv) else "FAIL")) if opencv else ""
     return f"ok / ok {cell['cosine']:.3f} {speed}{also}"
 
 
@@ -249,7 +249,7 @@ def _why(row: dict) -> str:
                 for t, c in row.get("runtimes", {}).items() if c.get("error")]
     reasons += [f"OpenCV {name.split()[-1]}: " + re.sub(r"^opencv ", "", str(ok).split("; do not deploy")[0])
                 for c in row.get("runtimes", {}).values()
-                for name, (ok, _) in c.get("consumers", {}).items() if ok is not True and _agrees(str(ok)) is not True]
+                for name, (ok, _) in c.get("consumers", {}).items() if ok is not True]
     return "; ".join(" ".join(r.split())[:160].replace("|", "/") for r in reasons)
 
 

@@ -40,7 +40,8 @@ def _queues(cfg: Config, options: Any) -> list[tuple[str, int]]:
 
 def _loss_lines(cfg: Config, options: Any, steps_per_epoch: int | None) -> list[str]:
     """Which loss trains when: the method's own line, its warm-up in steps, and the distillation term."""
-    lines = [f"loss: {describe(cfg)}", *([ignored_note(cfg).strip()] if ignored_note(cfg) else [])]
+    ignored = ignored_note(cfg)
+    lines = [f"loss: {describe(cfg)}", *([ignored] if ignored else [])]
     warm = getattr(options, "infonce_warmup_epochs", 0)
     if warm and steps_per_epoch:
         lines.append(f"  InfoNCE warm-up: steps 0-{round(warm * steps_per_epoch) - 1}")

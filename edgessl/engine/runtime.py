@@ -116,16 +116,13 @@ def _contiguous_input(module: nn.Module, args: tuple) -> tuple:
     return (args[0].contiguous(),) + args[1:]
 
 
-def keep_nchw(model: nn.Module, max_channels: int = 15) -> list[str]:
+def keep_nchw(model: nn.Module, max_channels: int = 15) -> None:
     """Put every strided 1x1 `Conv2d` with at most `max_channels` input channels (the crashing case; 16 ran clean)
-    back to NCHW, weight and input; returns their names. Their cost is negligible (a few MACs per output pixel)."""
-    names = []
-    for name, m in model.named_modules():
+    back to NCHW, weight and input. Their cost is negligible (a few MACs per output pixel)."""
+    for m in model.modules():
         if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels <= max_channels:
             m.weight.data = m.weight.data.clone(memory_format=torch.contiguous_format)  # 1x1: .contiguous() is a no-op
             m.register_forward_pre_hook(_contiguous_input)
-            names.append(name)
-    return names
 
 
 def check_amp(amp: str, device: torch.device) -> None:

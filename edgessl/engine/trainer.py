@@ -245,9 +245,11 @@ class Trainer:
         cfg = self.cfg
         main = D.is_main()
         if main:
+            ignored = ignored_note(cfg)
             print(f"run folder: {self.run_dir}  ({self.world} process(es), device {self.device}, "
                   f"{len(self.train_set)} train images, {self.steps_per_epoch} steps/epoch, "
-                  f"global batch {cfg.train.batch_size}, lr {self.peak_lr:.4g})\nmethod {describe(cfg)}{ignored_note(cfg)}")
+                  f"global batch {cfg.train.batch_size}, lr {self.peak_lr:.4g})\nmethod {describe(cfg)}"
+                  + (f"\n  {ignored}" if ignored else ""))
             if self.model.distill is not None:
                 print(self.model.distill.teacher.source.describe())
         start = time.time()

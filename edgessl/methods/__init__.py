@@ -66,14 +66,14 @@ def build_method(cfg: Config, backbone: Any, ctx: Context) -> Method:
 
 
 def ignored_note(cfg: Config) -> str:
-    """"" or a line naming the recipe's sections of other methods, which change nothing (e.g. `ressl.tau_s=0.2`
+    """"" or a note naming the recipe's sections of other methods, which change nothing (e.g. `ressl.tau_s=0.2`
     on an infonce recipe): said at start-up, so a user does not read a run as trained with them."""
     other = [name for name in cfg.methods if name != cfg.method]
     if not other:
         return ""
     if len(other) == 1:
-        return f"\n  ignored: the {other[0]}: section (method is {cfg.method}; method={other[0]} uses it)"
-    return f"\n  ignored: the {', '.join(f'{n}:' for n in other)} sections (method is {cfg.method})"
+        return f"ignored: the {other[0]}: section (method is {cfg.method}; method={other[0]} uses it)"
+    return f"ignored: the {', '.join(f'{n}:' for n in other)} sections (method is {cfg.method})"
 
 
 def describe(cfg: Config) -> str:
