@@ -19,7 +19,7 @@ from edgessl.methods.base import check_queue
 from edgessl.methods.batchnorm import usable_splits
 from edgessl.methods.distill import distillation_on
 from edgessl.models.encoder_loading import load_encoder
-from edgessl.models.registry import build_backbone
+from edgessl.models.registry import build_backbone, timm_kwargs
 
 # Keys that may change when a run is resumed (they do not change what is being trained).
 RESUMABLE_CHANGES = ("output_dir", "data.root", "data.num_workers", "data.download", "train.epochs",
@@ -46,10 +46,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_resume_compatible(saved: dict, cfg: Config, path: Path) -> None:
-    """Refuse to resume a checkpoint under a recipe that trains something else. The saved recipe is read as a
-    recipe first, so one written before a key was renamed or added (`teacher:` -> `distill:`, `method:`) compares
-    by what it means."""
+def check_resume_compatible(saved: dict, cfg: Config, path: Path, encoder: dict, built: dict) -> None:
+    """Refuse to resume a checkpoint under a recipe that trains something else, or into an encoder built with other
+    timm options than the checkpoint's (`encoder` vs `built`: `encoder.timm_kwargs`, absent = none). The saved
+    recipe is read as a recipe first, so one written before a key was renamed or added (`teacher:` -> `distill:`,
+    `method:`) compares by what it means."""
+    was, now = encoder.get("timm_kwargs", {}), built.get("timm_kwargs", {})
+    if was != now:
+        raise EdgeSSLError(f"cannot resume {path}: its {cfg.model.arch} was built with timm options {was}, this "
+                           f"edgessl builds it with {now} (docs/students.md); finish the run with the edgessl "
+                           "version that started it, or set output_dir to a new folder")
     old, new = _flatten(config_from_dict(saved, source=f"{path} config").to_dict()), _flatten(cfg.to_dict())
     for key in sorted(set(old) | set(new)):
         if key not in RESUMABLE_CHANGES and old.get(key) != new.get(key):
@@ -88,15 +94,15 @@ def check_sizes(cfg: Config, world: int, n_train: int, options: Any = None) -> N
 
 def initial_backbone(cfg: Config) -> tuple[nn.Module, dict]:
     """The student backbone to start from: a fresh registry model, or the encoder of `model.init_checkpoint` (e.g.
-    a pruned one, for recovery). Also the `encoder` entries the run's checkpoints must carry on (a pruned
-    structure), so they reload the same way."""
+    a pruned one, for recovery). Also the `encoder` entries the run's checkpoints must carry on (the timm options
+    it was built with, a pruned structure), so they reload the same way."""
     if not cfg.model.init_checkpoint:
-        return build_backbone(cfg.model.arch, cfg.model.stem_stride), {}
+        return build_backbone(cfg.model.arch, cfg.model.stem_stride), {"timm_kwargs": timm_kwargs(cfg.model.arch)}
     model, info = load_encoder(cfg.model.init_checkpoint)
     if (info["arch"], info["stem_stride"]) != (cfg.model.arch, cfg.model.stem_stride):
         raise EdgeSSLError(f"model.init_checkpoint '{cfg.model.init_checkpoint}' holds a {info['arch']} with stem "
                            f"stride {info['stem_stride']}; set model.arch and model.stem_stride to match")
-    return model.train(), {k: info[k] for k in ("pruned",) if k in info}
+    return model.train(), {"timm_kwargs": info.get("timm_kwargs", {}), **{k: info[k] for k in ("pruned",) if k in info}}
 
 
 class StopFlag:

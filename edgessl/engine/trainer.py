@@ -155,7 +155,7 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         ckpt = Checkpoint.load(path)
-        check_resume_compatible(ckpt.config, self.cfg, path)
+        check_resume_compatible(ckpt.config, self.cfg, path, ckpt.encoder, self.encoder_extra)
         if ckpt.distill != self.distill_record:
             was, now = ckpt.distill or {}, self.distill_record or {}
             changed = ", ".join(f"{k} {str(was.get(k, 'none'))[:40]} -> {str(now.get(k, 'none'))[:40]}"

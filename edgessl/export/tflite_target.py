@@ -78,31 +78,44 @@ def _io_quantization(detail: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
 
-_INT8_ELEMENTWISE = ("hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "mean")
+_INT8_ELEMENTWISE = ("hardswish", "hardsigmoid", "mean", "add", "mul")  # aten names, in-place "_" stripped
+_PADS = ("pad", "constant_pad_nd")
 
 
 def _quantizer_classes() -> tuple[type, type]:
-    """litert-torch's PT2E quantizer, extended so MobileNetV3's hard-swish, hard-sigmoid and squeeze-excite means
-    are annotated too: LiteRT has int8 kernels for HARD_SWISH, MEAN, ADD and MUL, but litert-torch 0.10 annotates
-    only conv/linear/add/mul/pooling/cat, so those ops ran in float between DEQUANTIZE/QUANTIZE pairs. Plus its
-    QAT variant for a batch-norm-folded graph (`edgessl.export.pt2e`): no conv+bn patterns left to annotate, and
-    litert-torch 0.10's conv+bn QAT annotator fails with this torchao (it hands `torch.export` a function)."""
+    """litert-torch's PT2E quantizer, extended so every op LiteRT has an int8 kernel for is annotated: litert-torch
+    0.10 annotates add/mul through source partitions, which `torch.export` (non-strict) no longer records, and
+    never annotates hard-swish, hard-sigmoid or the squeeze-excite means. Unannotated, those ran in float between
+    DEQUANTIZE/QUANTIZE pairs (a chain of two residual adds always did). TF-"same" padding (timm's tf_ models)
+    shares its input's quantization, so LiteRT pads in int8 without a requantize and two layout transposes.
+    Plus its QAT variant for a batch-norm-folded graph (`edgessl.export.pt2e`): no conv+bn patterns left to
+    annotate, and litert-torch 0.10's conv+bn QAT annotator fails with this torchao (it hands `torch.export` a
+    function)."""
     from litert_torch.quantize import pt2e_quantizer
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+    from torch.fx import Node
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    def op_name(node: Node) -> str:
+        return getattr(node.target, "__name__", "").split(".")[0].rstrip("_") if node.op == "call_function" else ""
 
     class Quantizer(pt2e_quantizer.PT2EQuantizer):
         def annotate(self, model: Any) -> Any:
             config = self.global_config
             for node in model.graph.nodes if config is not None else ():
-                name = getattr(node.target, "__name__", "").split(".")[0]
-                if node.op != "call_function" or name not in _INT8_ELEMENTWISE:
-                    continue
-                if "quantization_annotation" in node.meta:
-                    continue
-                node.meta["quantization_annotation"] = QuantizationAnnotation(
-                    input_qspec_map={node.args[0]: config.input_activation},
-                    output_qspec=config.output_activation, _annotated=True)
-            return super().annotate(model)
+                if op_name(node) in _INT8_ELEMENTWISE and "quantization_annotation" not in node.meta:
+                    inputs = [a for a in node.args if isinstance(a, Node)]
+                    node.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map=dict.fromkeys(inputs, config.input_activation),
+                        output_qspec=config.output_activation, _annotated=True)
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                source = node.args[0] if op_name(node) in _PADS else None
+                annotation = source.meta.get("quantization_annotation") if isinstance(source, Node) else None
+                if annotation is not None and annotation.output_qspec is not None:
+                    shared = SharedQuantizationSpec(source)
+                    node.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map={source: shared}, output_qspec=shared, _annotated=True)
+            return model
 
     class QatQuantizer(Quantizer):
         STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []

@@ -23,7 +23,7 @@ def load_encoder(ckpt: Checkpoint | str | Path, branch: str = "student") -> tupl
     `encoder` info."""
     ckpt = ckpt if isinstance(ckpt, Checkpoint) else Checkpoint.load(ckpt)
     info = dict(ckpt.encoder)
-    model = build_backbone(info["arch"], info["stem_stride"])
+    model = build_backbone(info["arch"], info["stem_stride"], info.get("timm_kwargs", {}))
     if info.get("pruned"):  # a pruned encoder (pruned in fused form): re-shape the model to the stored channels
         model = inference_form(model, inplace=True)
         apply_structure(model, info["pruned"], info["arch"])

@@ -2,6 +2,13 @@
 
 `ARCHS` is the curated list: the students the README measures, and what edgessl knows about them beyond timm's
 metadata (the ResNet's CIFAR stem); any other timm name is built the same way with the generic stem handling.
+
+timm's `tf_` models (EfficientNet, MixNet, MobileNetV3 ported from TensorFlow) are built with symmetric padding
+(`pad_type=""`): their TF "same" padding exists to reproduce Google's weights, which edgessl never loads, and its
+asymmetric pad before each strided convolution cost int8 LiteRT a pad, a requantize and two layout transposes per
+strided block (tf_mobilenetv3_small_minimal_100 at 224 px: int8 1.17x fp32 with it, 1.48x without; docs/students.md).
+A checkpoint records the timm options its encoder was built with (`encoder.timm_kwargs`; none before this rule),
+so older checkpoints load as they were trained.
 """
 
 from __future__ import annotations
@@ -24,6 +31,12 @@ class Arch:
 
     timm_name: str
     stem: str = "generic"  # "generic" (timm's first_conv made stride 1) or "resnet" (3x3 stride-1 conv, no max-pool)
+    timm_kwargs: tuple[tuple[str, str], ...] = ()  # extra timm.create_model options, as (name, value) pairs
+
+    @classmethod
+    def of(cls, timm_name: str, stem: str = "generic") -> Arch:
+        """The entry for `timm_name`: TF-ported models (`tf_` prefix) with symmetric padding (module docstring)."""
+        return cls(timm_name, stem, (("pad_type", ""),) if timm_name.startswith("tf_") else ())
 
 
 ARCHS: dict[str, Arch] = {
@@ -31,8 +44,8 @@ ARCHS: dict[str, Arch] = {
     "mobilenetv3_small_075": Arch("mobilenetv3_small_075"),
     "mobilenetv3_large_100": Arch("mobilenetv3_large_100"),
     # ReLU, no squeeze-excite: the MobileNetV3 variants made for int8 accelerators
-    "tf_mobilenetv3_small_minimal_100": Arch("tf_mobilenetv3_small_minimal_100"),
-    "tf_mobilenetv3_large_minimal_100": Arch("tf_mobilenetv3_large_minimal_100"),
+    "tf_mobilenetv3_small_minimal_100": Arch.of("tf_mobilenetv3_small_minimal_100"),
+    "tf_mobilenetv3_large_minimal_100": Arch.of("tf_mobilenetv3_large_minimal_100"),
     "mobilenetv2_100": Arch("mobilenetv2_100"),
     "mobilenetv4_conv_small": Arch("mobilenetv4_conv_small"),
     "efficientnet_b0": Arch("efficientnet_b0"),
@@ -56,7 +69,7 @@ def check_arch(name: str, key: str = "model.arch") -> Arch:
     if name in ARCHS:
         return ARCHS[name]
     if name in timm_names():
-        return Arch(name)
+        return Arch.of(name)
     close = difflib.get_close_matches(name, sorted(timm_names()), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models() for the names"
     raise EdgeSSLError(f"unknown {key} '{name}': not a timm model; {hint}")
@@ -69,12 +82,20 @@ def _resnet_stem(model: nn.Module) -> None:
     model.maxpool = nn.Identity()
 
 
-def build_backbone(name: str, stem_stride: int = 2) -> nn.Module:
-    """A randomly initialised timm encoder: image (N,3,H,W) -> pooled pre-logits (N, feature_dim)."""
+def timm_kwargs(name: str) -> dict[str, str]:
+    """The timm options edgessl builds `name` with today (recorded in checkpoints as `encoder.timm_kwargs`)."""
+    return dict(check_arch(name).timm_kwargs)
+
+
+def build_backbone(name: str, stem_stride: int = 2, kwargs: dict[str, str] | None = None) -> nn.Module:
+    """A randomly initialised timm encoder: image (N,3,H,W) -> pooled pre-logits (N, feature_dim).
+
+    `kwargs`: the timm options a checkpoint recorded (`{}` for one written before they were); default today's."""
     arch = check_arch(name)
     if stem_stride not in (1, 2):
         raise EdgeSSLError(f"model.stem_stride must be 1 or 2; got {stem_stride}")
-    model = timm.create_model(arch.timm_name, pretrained=False, num_classes=0, exportable=True)
+    options = dict(arch.timm_kwargs) if kwargs is None else kwargs
+    model = timm.create_model(arch.timm_name, pretrained=False, num_classes=0, exportable=True, **options)
     if stem_stride == 1:
         _resnet_stem(model) if arch.stem == "resnet" else reduce_stem(model, name)
     return model

@@ -113,7 +113,8 @@ def _check_teacher_config(t: DistillConfig) -> Path:
 
 def _read_weights(path: Path, arch: str) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None]:
     """The teacher's tensors keyed `backbone.*` (and `projector.*`), the layout's name, and for an edgessl
-    checkpoint its recipe's `model` section (which shapes the projector)."""
+    checkpoint its recipe's `model` section (which shapes the projector) with the timm options its encoder was built
+    with."""
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict):
         raise EdgeSSLError(f"distill.checkpoint '{path}' holds a {type(ckpt).__name__}, not a state dict; "
@@ -126,7 +127,7 @@ def _read_weights(path: Path, arch: str) -> tuple[dict[str, torch.Tensor], str, 
                                f"{arch}; set distill.arch={trained}")
         keep = ("student.backbone.", "student.projector.")
         state = {k[len("student."):]: v for k, v in edgessl.model.items() if k.startswith(keep)}
-        return state, "edgessl", edgessl.config["model"]
+        return state, "edgessl", {**edgessl.config["model"], "timm_kwargs": edgessl.encoder.get("timm_kwargs", {})}
     if check_arch(arch).stem != "resnet":
         raise EdgeSSLError(f"distill.checkpoint '{path}' is not an edgessl checkpoint: plain state dicts are read for "
                            f"ResNets only ({', '.join(RESNETS)}); a {arch} teacher must be an edgessl last.pt")
@@ -169,7 +170,7 @@ def load_teacher(t: DistillConfig) -> FrozenTeacher:
     conv1 = state.get("backbone.conv1.weight")
     stem_stride = 1 if conv1 is not None and conv1.shape[-1] == 3 else 2
     stem_stride = projector_cfg["stem_stride"] if projector_cfg else stem_stride
-    backbone = build_backbone(t.arch, stem_stride)
+    backbone = build_backbone(t.arch, stem_stride, projector_cfg["timm_kwargs"] if projector_cfg else None)
     projector = None
     if use_projector:
         m = projector_cfg

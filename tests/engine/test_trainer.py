@@ -182,6 +182,17 @@ def test_resume_refuses_a_different_recipe(tmp_path):
         Trainer(tiny(tmp_path, "model.projector_dim=16"))
 
 
+def test_resume_refuses_an_encoder_built_with_other_timm_options(tmp_path):
+    """A run whose checkpoint recorded other timm options (e.g. TF padding, before edgessl built tf_ models with
+    symmetric padding) cannot continue into today's build: same weights, another function."""
+    pretrain(tiny(tmp_path, "train.epochs=1", "train.knn_every=0"))
+    ckpt = Checkpoint.load(tmp_path / "last.pt")
+    ckpt.encoder["timm_kwargs"] = {"pad_type": "same"}
+    ckpt.save(tmp_path / "last.pt")
+    with pytest.raises(EdgeSSLError, match=r"built with timm options \{'pad_type': 'same'\}, this edgessl builds it"):
+        Trainer(tiny(tmp_path))
+
+
 def test_batched_augmentation_trains(tmp_path):
     result = pretrain(tiny(tmp_path, "data.batched_augment=true", "train.epochs=1", "train.knn_every=0"))
     assert result.steps == 4 and set(result.knn) == {1}  # kNN once, at the end

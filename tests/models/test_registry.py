@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from edgessl.errors import EdgeSSLError
-from edgessl.models.registry import ARCHS, build_backbone, check_arch, feature_dim, probe_output_shape
+from edgessl.models.registry import (ARCHS, build_backbone, check_arch, feature_dim, probe_output_shape,
+                                     timm_kwargs)
 
 # one per family of the compatibility matrix (benchmarks/compat_matrix.py); the smallest member of each
 FAMILY_SUBSET = ["mobilenetv3_small_050", "tf_mobilenetv3_small_minimal_100", "mobilenetv4_conv_small_050",
@@ -53,3 +54,17 @@ def test_patch_embedding_stem_is_refused():
 def test_model_that_cannot_run_at_the_size_names_one_that_can():
     with pytest.raises(EdgeSSLError, match=r"does not run at 32 px .*it runs at data.image_size=224"):
         probe_output_shape(build_backbone("efficientformerv2_s0"), 32)
+
+
+def _tf_same_pads(model: torch.nn.Module) -> int:
+    return sum(type(m).__name__.endswith("Same") for m in model.modules())  # timm's Conv2dSame and friends
+
+
+def test_tf_models_are_built_with_symmetric_padding_unless_a_checkpoint_says_otherwise():
+    """TF "same" padding only reproduces Google's weights, which edgessl never loads; it costs LiteRT int8 a pad,
+    a requantize and two transposes per strided block. A checkpoint from before (no timm options recorded) builds
+    as it was trained."""
+    assert timm_kwargs("tf_mobilenetv3_small_minimal_100") == {"pad_type": ""} == timm_kwargs("tf_efficientnet_b0")
+    assert timm_kwargs("mobilenetv3_small_100") == {}
+    assert _tf_same_pads(build_backbone("tf_mobilenetv3_small_minimal_100", 1)) == 0
+    assert _tf_same_pads(build_backbone("tf_mobilenetv3_small_minimal_100", 1, {})) == 5  # stem, 4 strided dw
