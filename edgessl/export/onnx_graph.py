@@ -10,6 +10,9 @@ Both rewrites are exact (the ONNX semantics do not change; ONNX Runtime gives id
   and a final `Reshape` of an (N, C, 1, 1) tensor to (N, C) becomes `Flatten`: the form the TorchScript exporter
   writes and every consumer maps onto its own pooling kernel.
 
+`activations_to_uint8` is the one rewrite for quantized graphs (also exact): int8 activation quantization with
+zero point z holds the same values as uint8 with z + 128, and uint8 activations are ONNX Runtime's fast path.
+
 Constant folding is the exporters' own (`optimize=True` for dynamo, `do_constant_folding` for TorchScript).
 """
 
@@ -131,3 +134,28 @@ def make_portable(model: Any) -> list[str]:
     if (n := drop_default_attributes(model)):
         done.append(f"{n} default-valued attributes dropped")
     return done
+
+
+def activations_to_uint8(model: Any) -> int:
+    """Give every activation QuantizeLinear/DequantizeLinear with an int8 zero point z the uint8 zero point z + 128
+    (the represented values are identical); weights (constant inputs) stay int8. Returns how many nodes changed."""
+    from onnx import numpy_helper
+
+    consts = _constants(model)
+    shifted: dict[str, str] = {}  # int8 zero point's name -> its uint8 twin's
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.input[0] in consts:
+            continue
+        zero = consts.get(node.input[2]) if len(node.input) > 2 else None
+        if zero is not None and zero.dtype == np.int8:
+            if node.input[2] not in shifted:
+                twin = numpy_helper.from_array((zero.astype(np.int16) + 128).astype(np.uint8), f"{node.input[2]}_u8")
+                model.graph.initializer.append(twin)
+                shifted[node.input[2]] = twin.name
+            node.input[2] = shifted[node.input[2]]
+            changed += 1
+    if changed:
+        del model.graph.value_info[:]  # inferred int8 types of the rewritten tensors are stale
+        _drop_unused_initializers(model)
+    return changed

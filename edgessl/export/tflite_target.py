@@ -21,7 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -78,51 +78,6 @@ def _io_quantization(detail: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
 
-_INT8_ELEMENTWISE = ("hardswish", "hardsigmoid", "mean", "add", "mul")  # aten names, in-place "_" stripped
-_PADS = ("pad", "constant_pad_nd")
-
-
-def _quantizer_classes() -> tuple[type, type]:
-    """litert-torch's PT2E quantizer, extended so every op LiteRT has an int8 kernel for is annotated: litert-torch
-    0.10 annotates add/mul through source partitions, which `torch.export` (non-strict) no longer records, and
-    never annotates hard-swish, hard-sigmoid or the squeeze-excite means. Unannotated, those ran in float between
-    DEQUANTIZE/QUANTIZE pairs (a chain of two residual adds always did). TF-"same" padding (timm's tf_ models)
-    shares its input's quantization, so LiteRT pads in int8 without a requantize and two layout transposes.
-    Plus its QAT variant for a batch-norm-folded graph (`edgessl.export.pt2e`): no conv+bn patterns left to
-    annotate, and litert-torch 0.10's conv+bn QAT annotator fails with this torchao (it hands `torch.export` a
-    function)."""
-    from litert_torch.quantize import pt2e_quantizer
-    from torch.fx import Node
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
-
-    def op_name(node: Node) -> str:
-        return getattr(node.target, "__name__", "").split(".")[0].rstrip("_") if node.op == "call_function" else ""
-
-    class Quantizer(pt2e_quantizer.PT2EQuantizer):
-        def annotate(self, model: Any) -> Any:
-            config = self.global_config
-            for node in model.graph.nodes if config is not None else ():
-                if op_name(node) in _INT8_ELEMENTWISE and "quantization_annotation" not in node.meta:
-                    inputs = [a for a in node.args if isinstance(a, Node)]
-                    node.meta["quantization_annotation"] = QuantizationAnnotation(
-                        input_qspec_map=dict.fromkeys(inputs, config.input_activation),
-                        output_qspec=config.output_activation, _annotated=True)
-            model = super().annotate(model)
-            for node in model.graph.nodes:
-                source = node.args[0] if op_name(node) in _PADS else None
-                annotation = source.meta.get("quantization_annotation") if isinstance(source, Node) else None
-                if annotation is not None and annotation.output_qspec is not None:
-                    shared = SharedQuantizationSpec(source)
-                    node.meta["quantization_annotation"] = QuantizationAnnotation(
-                        input_qspec_map={source: shared}, output_qspec=shared, _annotated=True)
-            return model
-
-    class QatQuantizer(Quantizer):
-        STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []
-
-    return Quantizer, QatQuantizer
-
-
 class TfliteTarget(Target):
     name = "tflite"
     suffix = ".tflite"
@@ -170,15 +125,11 @@ class TfliteTarget(Target):
                    finetune: Finetune | None) -> Any:
         """PT2E: annotate, calibrate (and fine-tune, for QAT), convert (`edgessl.export.pt2e`)."""
         import litert_torch
-        from litert_torch.quantize import pt2e_quantizer
         from litert_torch.quantize.quant_config import QuantConfig
 
-        from edgessl.export.pt2e import quantized_graph
+        from edgessl.export.pt2e import int8_quantizer, quantized_graph
 
-        plain, qat = _quantizer_classes()
-        kind = qat if finetune is not None else plain
-        quantizer = kind().set_global(pt2e_quantizer.get_symmetric_quantization_config(
-            is_per_channel=q["per_channel"], is_qat=finetune is not None))
+        quantizer = int8_quantizer(per_channel=q["per_channel"], qat=finetune is not None)
         graph = quantized_graph(nhwc, quantizer, calib, "NHWC", finetune)
         return litert_torch.convert(graph, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
 

@@ -11,7 +11,8 @@ onnx = pytest.importorskip("onnx", reason="needs onnx (pip install 'edgessl[expo
 from onnx import TensorProto, helper  # noqa: E402
 
 from edgessl.export.check import cosine  # noqa: E402
-from edgessl.export.onnx_graph import drop_default_attributes, make_portable, pooled_head  # noqa: E402
+from edgessl.export.onnx_graph import (activations_to_uint8, drop_default_attributes, make_portable,  # noqa: E402
+                                       pooled_head)
 
 
 def se_gate(path: Path) -> None:
@@ -86,3 +87,31 @@ def test_portable_graph_is_exact_and_ends_in_global_pool_flatten(dynamo_graph, t
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
     assert cosine(run_opencv(portable, {"input": x}).reshape(1, -1), outputs[0]).min() > 0.9999
     assert pooled_head(model) == 0  # idempotent: nothing left to rewrite
+
+
+def test_int8_activations_become_uint8_with_identical_outputs() -> None:
+    """Q -> DQ of an activation with int8 zero point -3, and an int8 weight's DQ: the activation pair moves to
+    uint8 (zero point 125) with bit-identical outputs in ONNX Runtime; the weight's zero point stays int8."""
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'edgessl[export]')")
+    from onnx import numpy_helper
+
+    consts = [numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.int8(-3), "z"),
+              numpy_helper.from_array(np.array([[-7, 90]], np.int8), "w"),
+              numpy_helper.from_array(np.int8(0), "wz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["a"]),
+             helper.make_node("DequantizeLinear", ["w", "s", "wz"], ["b"]), helper.make_node("Add", ["a", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2])], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.linspace(-9, 9, 8, dtype=np.float32).reshape(4, 2)  # past both ends of the int8 range
+
+    def run(m: object) -> np.ndarray:
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    before = run(model)
+    assert activations_to_uint8(model) == 2
+    zero_points = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert zero_points[model.graph.node[0].input[2]].dtype == np.uint8 == zero_points[model.graph.node[1].input[2]].dtype
+    assert int(zero_points[model.graph.node[0].input[2]]) == 125 and model.graph.node[2].input[2] == "wz"
+    np.testing.assert_array_equal(run(model), before)

@@ -18,9 +18,10 @@ from edgessl.export.qat import Finetuner, QatSettings
 from .conftest import ARCH, shapes
 
 # The runtime's int8 output vs the fake-quantized PyTorch graph it came from, on held-out images (mean cosine).
-# ONNX Runtime and OpenVINO passed 0.98 on this fixture; LiteRT measured 0.961 (its int8 output, scale ~0.033, and
-# the converter's own rounding of input and depthwise ops differ from the PyTorch reference by a few levels).
-FAKE_QUANT_MIN_COSINE = {"onnx": 0.98, "openvino": 0.98, "tflite": 0.93}
+# OpenVINO passed 0.98 on this fixture. ONNX Runtime (0.964) and LiteRT (0.961) share PT2E's int8 quantizer, which
+# quantizes every hard-swish, squeeze-excite mul and add too: their integer kernels round differently from the
+# float-simulated reference by a level here and there, and PT2E's own converted graph gives 0.965 on this fixture.
+FAKE_QUANT_MIN_COSINE = {"onnx": 0.95, "openvino": 0.98, "tflite": 0.93}
 STEPS = 5
 
 
@@ -55,6 +56,29 @@ def test_qat_exports_and_matches_fake_quant_graph(encoder: torch.nn.Module, targ
     assert cosine(got, fake).mean() > FAKE_QUANT_MIN_COSINE[target]
     assert cosine(got, fp32).mean() > 0.8  # still the same encoder
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())  # the teacher is untouched
+
+
+@pytest.mark.slow
+def test_onnx_qat_graph_is_one_onnx_runtime_fuses(encoder: torch.nn.Module, tmp_path: Path) -> None:
+    """int8 weight constants and uint8 activations: ONNX Runtime turns every Conv into a QLinearConv (the X86
+    quantizer's graph left convs in float and ran 7x slower than PTQ)."""
+    import onnx
+    import onnxruntime as ort
+
+    t = TARGETS["onnx"]
+    images = shapes(32)[0].numpy()
+    t.export_qat(encoder, images[:1], tmp_path / "qat.onnx", t.profile(ARCH), {}, images, lambda *_: None)
+    graph = onnx.load(str(tmp_path / "qat.onnx")).graph
+    weights = {i.name: i.data_type for i in graph.initializer}
+    quantize = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert quantize and not any(n.input[0] in weights for n in quantize)  # weights are stored quantized
+    assert {weights[n.input[2]] for n in quantize} == {onnx.TensorProto.UINT8}
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "qat.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearConv") == sum(n.op_type == "Conv" for n in graph.node) > 0
+    assert "Conv" not in ops and "FusedConv" not in ops
 
 
 def test_qat_settings_refuse_bad_values() -> None:
