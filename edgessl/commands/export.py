@@ -17,8 +17,8 @@ cosine to PyTorch fp32 embeddings, kNN top-1 and its drop, batch-1 latency, size
 ONNX artifacts are also run in OpenCV DNN when it is installed (--consumers): a row that disagrees with ONNX
 Runtime on the same file fails.
 Defaults per target (opset, quantization settings, threads, calibration size, tolerance) live in export/<target>.yaml.
---qat-steps N also fine-tunes, per target, the encoder with fake quantization inserted by that runtime's own
-quantizer (PT2E + LiteRT quantizer for TFLite, PT2E + X86 quantizer for ONNX Runtime, NNCF for OpenVINO), without
+--qat-steps N also fine-tunes, per target, the encoder with fake quantization where that runtime quantizes (PT2E +
+LiteRT's quantizer for TFLite and, with uint8 activations, for ONNX Runtime; NNCF for OpenVINO), without
 labels: the frozen fp32 encoder is the teacher (relational distillation over a queue + cosine); the table's method
 column says ptq or qat.
 """

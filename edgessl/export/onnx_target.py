@@ -56,8 +56,8 @@ class OnnxTarget(Target):
     packages = {"onnx": "onnx==1.23.2", "onnxscript": "onnxscript==0.7.2", "onnxruntime": "onnxruntime==1.32.0"}
     options = {"opset": 18, "exporter": "dynamo"}
     quantization = {"format": "qdq", "activation": "uint8", "weight": "int8", "per_channel": True,
-                    "method": "minmax", "keep_float": [], "keep_float_nodes": [], "fallback_cosine": 0.0,
-                    "fallback_max": 16}
+                    "method": "minmax", "float_stem": True, "keep_float": [], "keep_float_nodes": [],
+                    "fallback_cosine": 0.0, "fallback_max": 16}
     choices = {"format": ("qdq", "qoperator"), "activation": ("uint8", "int8"), "weight": ("uint8", "int8"),
                "method": ("minmax", "percentile", "entropy")}
 
@@ -124,17 +124,19 @@ class OnnxTarget(Target):
             onnx.save(proto, str(path))
 
     def _quantize(self, graph: Path, tmp: Path, q: dict[str, Any], calib: np.ndarray, meta: dict[str, Any]) -> Path:
-        """QDQ (or QOperator) static quantization of `graph` calibrated on `calib`; op types in `keep_float` and
-        nodes in `keep_float_nodes` stay float, and `fallback_cosine` > 0 adds the measured float fallback
-        (`edgessl.export.fallback`), recording the float nodes in `meta["float_nodes"]`."""
+        """QDQ (or QOperator) static quantization of `graph` calibrated on `calib`; op types in `keep_float`,
+        nodes in `keep_float_nodes` and, with `float_stem`, the conv reading the image stay float;
+        `fallback_cosine` > 0 adds the measured float fallback (`edgessl.export.fallback`). The float nodes are
+        recorded in `meta["float_nodes"]`."""
         import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         prepared, out = tmp / "prepared.onnx", tmp / "int8.onnx"
         quant_pre_process(str(graph), str(prepared))
-        keep = set(q["keep_float"])
-        excluded = [n.name for n in onnx.load(str(prepared)).graph.node
-                    if n.op_type in keep or n.name in q["keep_float_nodes"]]
+        nodes, keep = onnx.load(str(prepared)).graph, set(q["keep_float"])
+        image = {i.name for i in nodes.input}
+        stem = [n.name for n in nodes.node if q["float_stem"] and n.op_type == "Conv" and n.input[0] in image]
+        excluded = [n.name for n in nodes.node if n.op_type in keep or n.name in q["keep_float_nodes"]]
         missing = set(q["keep_float_nodes"]) - set(excluded)
         if missing:
             raise EdgeSSLError(f"export/onnx.yaml quantization.keep_float_nodes: no node named {sorted(missing)} in "
@@ -146,12 +148,15 @@ class OnnxTarget(Target):
         if q["fallback_cosine"] > 0:
             from edgessl.export.fallback import choose_float_nodes
 
-            excluded, reached = choose_float_nodes(prepared, calib[:FALLBACK_IMAGES], quantize, tmp,
-                                                   q["fallback_cosine"], q["fallback_max"], excluded)
+            chosen, reached = choose_float_nodes(prepared, calib[:FALLBACK_IMAGES], quantize, tmp,
+                                                 q["fallback_cosine"], q["fallback_max"], excluded + stem)
+            excluded = [n for n in chosen if n not in stem]
             meta.update(float_nodes=excluded, fallback_cosine_reached=round(reached, 5))
         elif excluded:
             meta.update(float_nodes=excluded)
-        quantize(prepared, out, None, excluded)
+        if stem:
+            meta.update(float_stem=stem)
+        quantize(prepared, out, None, excluded + stem)
         return out
 
     @staticmethod

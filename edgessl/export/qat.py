@@ -1,7 +1,7 @@
 """Label-free quantization-aware training (QAT) of a fake-quantized encoder, by self-distillation from its fp32 self.
 
-Each target inserts fake quantization with its own runtime's quantizer (PT2E + the LiteRT quantizer for TFLite,
-PT2E + the X86 quantizer for ONNX Runtime, NNCF for OpenVINO; see the targets' `export_qat`), then hands the
+Each target inserts fake quantization where its runtime quantizes (PT2E + LiteRT's quantizer for TFLite and, with
+uint8 activations, for ONNX Runtime; NNCF for OpenVINO; see the targets' `export_qat`), then hands the
 fake-quantized module to `Finetuner`, which trains it so that what is trained is what runs.
 
 The loss needs no labels: the frozen fp32 encoder is the teacher, and the fake-quantized student matches the

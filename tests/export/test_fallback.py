@@ -26,21 +26,22 @@ def _float_inputs(path: Path, name: str) -> bool:
     return node is not None and node.input[1] in floats
 
 
-def _first_conv(model: torch.nn.Module, tmp: Path) -> str:
-    """The name of the first Conv of the graph ORT quantizes (exported and pre-processed as the target does)."""
+def _conv_after_stem(model: torch.nn.Module, tmp: Path) -> str:
+    """The name of the second Conv of the graph ORT quantizes (exported and pre-processed as the target does); the
+    first, the stem, is float by the profile's `float_stem`."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     torch.onnx.export(model, (shapes(1)[0],), str(tmp / "g.onnx"), input_names=["input"], dynamo=True,
                       opset_version=18, verbose=False, report=False)
     quant_pre_process(str(tmp / "g.onnx"), str(tmp / "p.onnx"))
-    return next(n.name for n in onnx.load(str(tmp / "p.onnx")).graph.node if n.op_type == "Conv")
+    return [n.name for n in onnx.load(str(tmp / "p.onnx")).graph.node if n.op_type == "Conv"][1]
 
 
 @pytest.mark.slow
 def test_named_node_stays_float_and_check_passes(checkpoint: Path, tmp_path: Path) -> None:
     from edgessl.models.encoder_loading import load_encoder
 
-    name = _first_conv(load_encoder(checkpoint)[0].eval(), tmp_path)
+    name = _conv_after_stem(load_encoder(checkpoint)[0].eval(), tmp_path)
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     text = (PROFILE_DIR / "onnx.yaml").read_text().replace("keep_float_nodes: []", f"keep_float_nodes: [{name}]")
@@ -82,3 +83,18 @@ def test_measured_fallback_keeps_the_most_sensitive_node_float(tmp_path: Path) -
     assert len(meta["float_nodes"]) == 1  # the limit, as no int8 graph reaches that cosine
     assert _float_inputs(path, meta["float_nodes"][0])
     assert np.isfinite(meta["fallback_cosine_reached"])
+
+
+@pytest.mark.parametrize("float_stem", [True, False])
+def test_float_stem_keeps_only_the_conv_reading_the_image_float(float_stem: bool, tmp_path: Path) -> None:
+    images = shapes(8)[0].numpy()
+    target = OnnxTarget()
+    profile = target.profile("tiny")
+    q = {**profile.quantization, "float_stem": float_stem}
+    path = tmp_path / "tiny.onnx"
+    meta: dict = {}
+    target.export(_Tiny().eval(), images[:1], path, profile.__class__(**{**profile.__dict__, "quantization": q}),
+                  meta, images)
+    convs = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    assert [_float_inputs(path, name) for name in convs] == [float_stem, False]
+    assert meta.get("float_stem", []) == convs[:1] * float_stem and "float_nodes" not in meta
