@@ -58,16 +58,28 @@ def test_qat_exports_and_matches_fake_quant_graph(encoder: torch.nn.Module, targ
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())  # the teacher is untouched
 
 
+def _relu6_net() -> torch.nn.Module:
+    """conv + BN + ReLU6 twice (efficientnet_lite0's pattern), pooled."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU6(),
+                               torch.nn.Conv2d(8, 16, 1), torch.nn.BatchNorm2d(16), torch.nn.ReLU6(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+
+
 @pytest.mark.slow
-def test_onnx_qat_graph_is_one_onnx_runtime_fuses(encoder: torch.nn.Module, tmp_path: Path) -> None:
-    """int8 weight constants and uint8 activations: ONNX Runtime turns every Conv into a QLinearConv (the X86
-    quantizer's graph left convs in float and ran 7x slower than PTQ)."""
+@pytest.mark.parametrize("model", ["encoder", "relu6"])
+def test_onnx_qat_graph_is_one_onnx_runtime_fuses(model: str, request: pytest.FixtureRequest,
+                                                   tmp_path: Path) -> None:
+    """int8 weight constants, uint8 activations and ReLU6 quantized after its clip: ONNX Runtime turns every Conv
+    into a QLinearConv and drops the clips (the X86 quantizer's graph left convs in float and ran 7x slower than
+    PTQ; a ReLU6 sharing its conv's quantization stayed a float Clip)."""
     import onnx
     import onnxruntime as ort
 
     t = TARGETS["onnx"]
     images = shapes(32)[0].numpy()
-    t.export_qat(encoder, images[:1], tmp_path / "qat.onnx", t.profile(ARCH), {}, images, lambda *_: None)
+    net = request.getfixturevalue("encoder") if model == "encoder" else _relu6_net()
+    t.export_qat(net, images[:1], tmp_path / "qat.onnx", t.profile(ARCH), {}, images, lambda *_: None)
     graph = onnx.load(str(tmp_path / "qat.onnx")).graph
     weights = {i.name: i.data_type for i in graph.initializer}
     quantize = [n for n in graph.node if n.op_type == "QuantizeLinear"]
@@ -78,7 +90,7 @@ def test_onnx_qat_graph_is_one_onnx_runtime_fuses(encoder: torch.nn.Module, tmp_
     ort.InferenceSession(str(tmp_path / "qat.onnx"), options, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
     assert ops.count("QLinearConv") == sum(n.op_type == "Conv" for n in graph.node) > 0
-    assert "Conv" not in ops and "FusedConv" not in ops
+    assert "Conv" not in ops and "FusedConv" not in ops and "Clip" not in ops
 
 
 def test_qat_settings_refuse_bad_values() -> None:
