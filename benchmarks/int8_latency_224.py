@@ -7,7 +7,7 @@ profile's post-training quantization), and each target's fp32 and int8 artifacts
 initialisation; latency does not depend on the weights' values, and calibrating on 16 random normalized images
 gives the int8 graph its ranges. Under a 1.05x speed-up the ops the runtime still runs in float are listed.
 
-    python benchmarks/int8_latency_224.py                                   # the five students of the issue
+    python benchmarks/int8_latency_224.py                                   # every shipped student
     python benchmarks/int8_latency_224.py --arch tf_mobilenetv3_small_minimal_100 --threads 1,4 --runs 50
 
 Prints a Markdown table (paste it into README's export section).
@@ -27,7 +27,8 @@ from edgessl.export.check import paired_latency_ms
 from edgessl.models import build_backbone
 
 STUDENTS = ("mobilenetv3_small_100", "tf_mobilenetv3_small_minimal_100", "mobilenetv4_conv_small",
-            "efficientnet_lite0", "efficientnet_b0")
+            "efficientnet_lite0", "efficientnet_b0", "mobilenetv3_small_075", "tf_mobilenetv3_large_minimal_100",
+            "mobilenetv3_large_100", "mobilenetv2_100")  # the issue's five, then the other recipes' students
 
 
 def _float_ops(target, path: Path) -> str:

@@ -116,3 +116,18 @@ def test_finetuner_moves_student_towards_teacher() -> None:
     Finetuner(teacher, images, QatSettings(60, lr=0.05, batch=16, pool=64, queue_size=64), log=lambda _: None)(
         student, "NCHW")
     assert agreement() > start + 0.2
+
+
+def test_the_fp32_encoder_is_where_the_qat_loss_is_lowest() -> None:
+    """Student embeddings equal to the teacher's are a stationary point of the loss (no gradient) and perturbing
+    them raises it: QAT pulls the int8 graph towards fp32, not past it (a sharper teacher temperature did not)."""
+    gen = torch.Generator().manual_seed(0)
+    z_t = torch.nn.functional.normalize(torch.randn(16, 8, generator=gen), dim=1)
+    queue = torch.nn.functional.normalize(torch.randn(64, 8, generator=gen), dim=1)
+    finetuner = Finetuner(torch.nn.Identity(), np.zeros((1, 3, 2, 2), np.float32), QatSettings(1), log=lambda _: None)
+    raw = z_t.clone().requires_grad_(True)  # the student's output before the L2 normalisation QAT applies
+    at_teacher, _ = finetuner.loss(torch.nn.functional.normalize(raw, dim=1), z_t, queue)
+    at_teacher.backward()
+    assert raw.grad.abs().max() < 1e-5
+    moved = torch.nn.functional.normalize(z_t + 0.05 * torch.randn(16, 8, generator=gen), dim=1)
+    assert finetuner.loss(moved, z_t, queue)[0] > at_teacher + 1e-4
