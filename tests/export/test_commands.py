@@ -33,6 +33,17 @@ def test_check_command_reruns_an_artifact(exported: Exported, capsys, monkeypatc
 
 
 @pytest.mark.slow
+def test_export_points_to_qat_when_ptq_misses(checkpoint: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from edgessl.export import pipeline
+
+    monkeypatch.setattr(pipeline, "status", lambda knn_delta, tolerance: "fail")  # a missed tolerance
+    with pytest.warns(UserWarning):  # fewer than 300 calibration images
+        code = cli("export", str(checkpoint), "--target", "onnx", "--int8", "--calib", "32", "--out", str(tmp_path))
+    assert code == 1
+    assert "int8 PTQ missed the tolerance on onnx: add --qat-steps 200" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_check_on_other_data(exported: Exported, tmp_path: Path) -> None:
     """`--data x.npz` replaces the recipe's data (arrays layout of shared/datasets)."""
     rng = np.random.default_rng(0)
