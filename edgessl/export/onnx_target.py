@@ -62,11 +62,12 @@ class OnnxTarget(Target):
                "method": ("minmax", "percentile", "entropy")}
 
     def export(self, model: nn.Module, example: np.ndarray, path: Path, profile: Profile, meta: dict[str, Any],
-               calib: np.ndarray | None = None) -> None:
+               calib: np.ndarray | None = None, *, uint8_activations: bool = False) -> None:
+        """`uint8_activations`: give an already quantized graph's int8 activations uint8 zero points (QAT)."""
         import onnx
         import torch
 
-        from edgessl.export.onnx_graph import make_portable
+        from edgessl.export.onnx_graph import activations_to_uint8, make_portable
 
         exporter, opset = profile.options["exporter"], profile.options["opset"]
         if exporter not in EXPORTERS:
@@ -82,6 +83,8 @@ class OnnxTarget(Target):
                 raise conversion_error(self.name, exc) from None
             proto = onnx.load(str(graph))
             rewrites = make_portable(proto)
+            if uint8_activations:
+                rewrites.append(f"int8 activations as uint8 ({activations_to_uint8(proto)} QDQ nodes)")
             producer = f"{proto.producer_name} {proto.producer_version}"
             opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
             onnx.save(proto, str(graph))
@@ -106,22 +109,12 @@ class OnnxTarget(Target):
         them), which ORT cannot fuse: a 32 px mobilenetv3_small_100 ran 2.5 ms vs PTQ's 0.34 ms. NNCF's torch model
         exports with batch norm unfolded between the weight's DequantizeLinear and the next Q, which ORT cannot fuse
         either: on a 224 px mobilenetv4_conv_small it ran 4x slower than fp32 (60.7 vs 15.4 ms)."""
-        import onnx
-
-        from edgessl.export.onnx_graph import activations_to_uint8
         from edgessl.export.pt2e import int8_quantizer, quantized_graph
 
         q = profile.quantization
         quantizer = int8_quantizer(per_channel=q["per_channel"], qat=True)
         graph = quantized_graph(model, quantizer, calib, "NCHW", finetune, fold_weights=True)
-        self.export(graph, example, path, profile, meta)
-        if q["activation"] == "uint8":
-            proto = onnx.load(str(path))
-            info = {p.key: p.value for p in proto.metadata_props}
-            meta = loads(info[METADATA_KEY])
-            meta["rewrites"].append(f"int8 activations as uint8 ({activations_to_uint8(proto)} QDQ nodes)")
-            onnx.helper.set_model_props(proto, {**info, METADATA_KEY: dumps(meta)})
-            onnx.save(proto, str(path))
+        self.export(graph, example, path, profile, meta, uint8_activations=q["activation"] == "uint8")
 
     def _quantize(self, graph: Path, tmp: Path, q: dict[str, Any], calib: np.ndarray, meta: dict[str, Any]) -> Path:
         """QDQ (or QOperator) static quantization of `graph` calibrated on `calib`; op types in `keep_float`,

@@ -62,9 +62,9 @@ def quantized_graph(model: nn.Module, quantizer: Any, calib: np.ndarray, layout:
 
 def int8_quantizer(per_channel: bool, qat: bool) -> Any:
     """litert-torch's PT2E quantizer (its symmetric config; the QAT config when `qat`), extended so every op LiteRT
-    has an int8 kernel for is annotated: litert-torch 0.10 annotates add/mul
-    through source partitions, which `torch.export` (non-strict) no longer records, and
-    never annotates hard-swish, hard-sigmoid or the squeeze-excite means. Unannotated, those ran in float between
+    has an int8 kernel for is annotated: litert-torch 0.10 annotates add/mul through source partitions, which
+    `torch.export` (non-strict) no longer records, and never annotates hard-swish, hard-sigmoid or the
+    squeeze-excite means. Unannotated, those ran in float between
     DEQUANTIZE/QUANTIZE pairs (a chain of two residual adds always did). TF-"same" padding (timm's tf_ models)
     shares its input's quantization, so LiteRT pads in int8 without a requantize and two layout transposes. A conv
     followed by ReLU6 (hardtanh) is quantized after the clip, as conv + ReLU is: litert-torch gave the clip its

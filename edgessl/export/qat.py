@@ -12,8 +12,9 @@ temperature, so the fp32 encoder itself minimises the loss and fine-tuning pulls
 pretraining's sharper teacher (0.04 against the student's 0.1) rewards a student sharper than the teacher, and
 pushed a trained mobilenetv3_small_100's int8 TFLite away from fp32 (cosine 0.9894 after QAT vs 0.9905 PTQ; 0.9942
 with one temperature). Batch norm keeps its running statistics (the student is fine-tuned in eval form): a few
-hundred steps of small batches would otherwise replace them with noisier ones. Ctrl-C aborts the export like any other interrupt: the staging folder is removed, so no
-half-trained artifact is left behind (artifacts finished before it stay).
+hundred steps of small batches would otherwise replace them with noisier ones. Ctrl-C aborts the export like any
+other interrupt: the staging folder is removed, so no half-trained artifact is left behind (artifacts finished
+before it stay).
 """
 
 from __future__ import annotations
