@@ -4,6 +4,7 @@ predictor (`model.predictor`), an InfoNCE warm-up and a mixture of InfoNCE and t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -21,6 +22,9 @@ class Options(EmaTeacherOptions):
     # after the warm-up: loss = infonce_weight x InfoNCE + (1 - infonce_weight) x relation; 0 = ReSSL's relation
     # loss alone (official), 1 = InfoNCE alone (then prefer method=infonce, which says so)
     infonce_weight: float = field(default=0.0, metadata=bounds(0, 1))
+    # linear: the relation share grows from 0 after the warm-up to (1 - infonce_weight) at the last step
+    infonce_weight_schedule: Literal["constant", "linear"] = "constant"
+    infonce_tau: float = field(default=0.0, metadata=bounds(0))  # InfoNCE's temperature; 0 = tau_s
 
 
 def loss_kind(infonce_weight: float) -> str:
@@ -37,6 +41,7 @@ class ReSSL(EmaTeacherMethod):
     def __init__(self, cfg, options: Options, backbone, ctx) -> None:
         super().__init__(cfg, options, backbone, ctx)
         self.tau_s = options.tau_s
+        self.infonce_tau = options.infonce_tau or options.tau_s
         self.infonce_steps = round(options.infonce_warmup_epochs * ctx.steps_per_epoch)
 
     @classmethod
@@ -44,11 +49,18 @@ class ReSSL(EmaTeacherMethod):
         w = options.infonce_weight
         after = {"relation": "the relation loss (ReSSL)", "infonce": "InfoNCE alone (infonce_weight=1)"}.get(
             loss_kind(w), f"{w:g} x InfoNCE + {1 - w:g} x the relation loss")
+        if options.infonce_weight_schedule == "linear" and w < 1:
+            after = f"InfoNCE handing over linearly to {after} at the last step"
         warm = options.infonce_warmup_epochs
         return f"InfoNCE for {warm:g} epochs, then {after}" if warm else after
 
     def schedule(self, step: int) -> dict[str, float]:
-        weight = 1.0 if step < self.infonce_steps else self.options.infonce_weight
+        weight = self.options.infonce_weight
+        if step < self.infonce_steps:
+            weight = 1.0
+        elif self.options.infonce_weight_schedule == "linear":
+            done = (step - self.infonce_steps + 1) / max(1, self.total_steps - self.infonce_steps)
+            weight = 1.0 - (1.0 - weight) * min(1.0, done)
         return {**super().schedule(step), "infonce_weight": weight}
 
     def target_loss(self, z_s, z_t, targets, sched):
@@ -63,5 +75,5 @@ class ReSSL(EmaTeacherMethod):
             p_t = self.relation_target(z_t)
         if weight > 0:
             for target in targets:
-                loss = loss + weight * infonce_loss(z_s, target, queue, self.tau_s) / len(targets)
+                loss = loss + weight * infonce_loss(z_s, target, queue, self.infonce_tau) / len(targets)
         return loss, loss_kind(weight), p_t

@@ -1,5 +1,6 @@
 """`ressl`: the relation loss against a hand-computed value, the InfoNCE warm-up and mixing, EMA and queue."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -41,3 +42,18 @@ def test_infonce_warmup_then_the_mixture():
     assert [loss_kind(w) for w in (0, 1, 0.25)] == ["relation", "infonce", "infonce+relation"]
     out, _ = method.loss_step(views(), method.schedule(3))
     assert out.loss_kind == "infonce+relation" and out.loss.requires_grad
+
+
+def test_linear_schedule_grows_the_relation_share_and_infonce_has_its_own_temperature(monkeypatch):
+    import edgessl.methods.ressl as ressl_mod
+
+    method = build("ressl", "ressl.infonce_warmup_epochs=1", "ressl.infonce_weight=0.2", "ressl.queue_size=8",
+                   "ressl.infonce_weight_schedule=linear", "ressl.infonce_tau=0.3", steps_per_epoch=2, total_steps=6)
+    weights = [method.schedule(s)["infonce_weight"] for s in range(6)]
+    assert weights[:2] == [1.0, 1.0] and weights[-1] == pytest.approx(0.2)
+    assert all(a > b for a, b in zip(weights[1:], weights[2:]))  # falls every step after the warm-up
+    taus = []
+    monkeypatch.setattr(ressl_mod, "infonce_loss", lambda z, t, q, tau: taus.append(tau) or z.sum() * 0)
+    method.loss_step(views(), method.schedule(0))
+    assert taus and set(taus) == {0.3}
+    assert "handing over linearly" in method.describe(method.options)
