@@ -72,7 +72,8 @@ class OpenVinoTarget(Target):
     def export_qat(self, model: nn.Module, example: np.ndarray, path: Path, profile: Profile, meta: dict[str, Any],
                    calib: np.ndarray, finetune: Finetune) -> None:
         """NNCF's QAT flow: `nncf.quantize` on the PyTorch model (same settings as PTQ), fine-tune, `nncf.strip`,
-        then `convert_model` turns its fake quantizers into OpenVINO FakeQuantize ops."""
+        then `convert_model` turns its fake quantizers into OpenVINO FakeQuantize ops. `keep_float` names OpenVINO op
+        types, which the PyTorch graph does not have: QAT quantizes every op NNCF would (recorded in `meta`)."""
         import copy
 
         import nncf
@@ -81,7 +82,10 @@ class OpenVinoTarget(Target):
 
         _reference_quantize_functions()
         x = torch.from_numpy(example)
-        student = self._quantize(copy.deepcopy(model).eval(), profile.quantization,
+        q = {**profile.quantization, "keep_float": []}
+        if profile.quantization["keep_float"]:
+            meta["keep_float_ignored"] = "OpenVINO op types; QAT quantizes the PyTorch graph"
+        student = self._quantize(copy.deepcopy(model).eval(), q,
                                  [torch.from_numpy(calib[i:i + 1]) for i in range(len(calib))])
         finetune(student, "NCHW")
         student = nncf.strip(student.eval(), do_copy=False, example_input=x)
