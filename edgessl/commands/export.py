@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.table_md} and {result.table_json}")
     missed = list(dict.fromkeys(r.target for r in result.rows if r.method.startswith("ptq") and r.status == "fail"))
     if missed and qat is None:
-        print(f"int8 PTQ missed the tolerance on {', '.join(missed)}: add --qat-steps 200 for a QAT artifact "
+        print(f"int8 PTQ missed the tolerance on {', '.join(missed)}: add --qat-steps 400 for a QAT artifact "
               "(label-free fine-tuning; docs/export.md)")
     if args.bundle:
         from pathlib import Path
