@@ -11,11 +11,16 @@ as it is; `ressl`, `simclr`, `moco_v2` and `byol` are the same recipe with anoth
 backbone, projector (BN included), data (two view pairs per image), optimizer and schedule -- the peers draw two
 strong views per pair and use lightly's losses (pip install -e ".[peers]"), at their usual temperatures (method
 options). `ressl_official` is the paper's settings (recipes/ressl_official.yaml); `ressl_bn` those with BN in the
-projector. `--set` adds recipe overrides after the protocol's and the row's (e.g. simclr.temperature=0.2).
+projector. The relation-share rows run `ressl` on the default's ingredients with InfoNCE at the default's
+temperature: `ressl_warm25`/`ressl_warm50` InfoNCE for the first 25/50 % of the steps then the relation loss
+(`_pred`: with the student's predictor), `ressl_mix25` a fixed 0.25 relation share, `ressl_grow` a share growing
+linearly from 0 to 1 over the run. `--set` adds recipe overrides after the protocol's and the row's (e.g.
+simclr.temperature=0.2).
 
     python benchmarks/quality_cifar10.py                                           # all rows, 780 steps
     python benchmarks/quality_cifar10.py --methods infonce --steps 3120            # the 4x budget
     python benchmarks/quality_cifar10.py --methods ressl_bn --set ressl.infonce_weight=1   # an ablation row
+    python benchmarks/quality_cifar10.py --methods infonce,ressl_warm25,ressl_grow --steps 3120   # relation share
     python benchmarks/quality_cifar10.py --dataset tinyimagenet --methods none,infonce --steps 234   # 64 px
 
 Prints one Markdown table: method, settings, steps, kNN top-1, training wall time (start-up and kNN not
@@ -49,6 +54,21 @@ ROWS = {  # row -> (recipe, overrides)
     "ressl_official": (OFFICIAL, []),
     "ressl_bn": (OFFICIAL, ["model.projector_bn=true", "model.projector_out_bn=true"]),
 }
+
+
+def relation_rows(steps: int, steps_per_epoch: int) -> dict[str, tuple[Path, list[str]]]:
+    """The relation-share study on the default's ingredients (the `ressl` row; InfoNCE at the default's
+    temperature, 0.2): InfoNCE for the first quarter or half of the run, then the relation loss alone, each with
+    and without the student's predictor; a fixed 0.25 relation share; a share growing linearly from 0 to 1."""
+    base = [*ROWS["ressl"][1], "ressl.infonce_tau=0.2"]
+    rows = {"ressl_mix25": [*base, "ressl.infonce_weight=0.75"],
+            "ressl_grow": [*base, "ressl.infonce_weight_schedule=linear"]}
+    for share in (25, 50):
+        warm = [*base, f"ressl.infonce_warmup_epochs={steps * share / 100 / steps_per_epoch:g}"]
+        rows[f"ressl_warm{share}"], rows[f"ressl_warm{share}_pred"] = warm, [*warm, "model.predictor=true"]
+    return {name: (DEFAULT, row) for name, row in rows.items()}
+
+
 # --dataset: the shared file, its side in pixels and its training-set size (the 780-step headline is CIFAR-10's)
 DATASETS = {"cifar10": (CIFAR, 32, 50_000),
             "tinyimagenet": (CIFAR.with_name("tinyimagenet200_jpegbytes_train100pc_val50pc.npz"), 64, 20_000)}
@@ -72,7 +92,8 @@ def protocol(steps: int, threads: int, out: Path, dataset: str = "cifar10") -> l
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="none,simclr,moco_v2,byol,ressl_official,ressl,infonce",
-                   help=f"comma list of rows: {', '.join(ROWS)} (none: the untrained encoder)")
+                   help=f"comma list of rows: {', '.join(ROWS)} (none: the untrained encoder), or the "
+                        "relation-share rows ressl_warm25[_pred], ressl_warm50[_pred], ressl_mix25, ressl_grow")
     p.add_argument("--steps", type=int, default=780,
                    help="optimizer steps at batch 256 (an epoch is 195 on cifar10, 78 on tinyimagenet)")
     p.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10",
@@ -81,10 +102,12 @@ def main() -> None:
     args = parse_cifar_args(p, set_help="recipe overrides after the protocol's and the row's (ablations)",
                             check_cifar=False)  # protocol() checks the --dataset file
     rows = []
+    n_train = DATASETS[args.dataset][2]
+    known = {**ROWS, **relation_rows(args.steps, n_train // 256)}
     for name in args.methods.split(","):
-        if name not in ROWS:
-            raise SystemExit(f"--methods: unknown row '{name}'; use {', '.join(ROWS)}")
-        recipe, row = ROWS[name]
+        if name not in known:
+            raise SystemExit(f"--methods: unknown row '{name}'; use {', '.join(known)}")
+        recipe, row = known[name]
         out = Path(args.out) / f"quality-{args.dataset}-{name}-{args.steps}-{os.getpid()}"
         cfg = load_config(recipe, [*protocol(args.steps, args.threads, out, args.dataset), *row, *args.set])
         if name == "none":
