@@ -215,6 +215,10 @@ def test_channels_last_changes_the_speed_not_the_maths(tmp_path):
 # relation loss and the small-student default (InfoNCE for the whole run, two view pairs, cross-pair targets).
 # Per case: the logged loss of each of the 4 steps, the sum of the student's float tensors, the sum of |teacher
 # tensors| and the sum of the queue; measured with 1 thread on CPU (see `test_refactor_keeps_the_weights`).
+# Another CPU's kernels (e.g. AVX-512/AMX against the recording machine's) round differently, and at lr 1.0 that
+# grows step by step: on such a machine steps 1-2 still agree to 1e-5, step 4's loss moved 2e-3 (relative), the
+# student sum 6e-5, the teacher sum 2e-8, the queue sum 6e-4 (absolute). The tolerances below are those with a
+# margin; a change to the maths moves the first steps' losses, or the sums, by far more.
 PIN_STEPS = ["train.epochs=1", "train.knn_every=0", "train.log_every=1", "optim.lr=1.0", "optim.warmup_epochs=0"]
 PIN_INFONCE = [*PIN_STEPS, "data.view_pairs=2", "model.projector_bn=true", "model.projector_out_bn=true"]
 PINNED = {
@@ -250,5 +254,8 @@ def test_refactor_keeps_the_weights(tmp_path, case):
             sum(float(v.double().abs().sum()) for k, v in model.items() if k.startswith("teacher.")
                 and v.is_floating_point()),
             float(model["queue.embeddings"].double().sum()))
-    assert logged == pytest.approx(losses, rel=1e-5)
-    assert sums == pytest.approx((student, teacher, queue), rel=1e-6, abs=1e-4)
+    assert logged[:2] == pytest.approx(losses[:2], rel=1e-5)
+    assert logged == pytest.approx(losses, rel=2e-2)
+    assert sums[0] == pytest.approx(student, rel=1e-3)
+    assert sums[1] == pytest.approx(teacher, rel=1e-5)
+    assert sums[2] == pytest.approx(queue, abs=5e-3)
