@@ -72,19 +72,24 @@ def relation_rows(steps: int, steps_per_epoch: int) -> dict[str, tuple[Path, lis
 # --dataset: the shared file, its side in pixels and its training-set size (the 780-step headline is CIFAR-10's)
 DATASETS = {"cifar10": (CIFAR, 32, 50_000),
             "tinyimagenet": (CIFAR.with_name("tinyimagenet200_jpegbytes_train100pc_val50pc.npz"), 64, 20_000)}
+BATCH = 256  # the protocol's batch, also optim.base_batch
+
+
+def steps_per_epoch(dataset: str) -> int:
+    return DATASETS[dataset][2] // BATCH
 
 
 def protocol(steps: int, threads: int, out: Path, dataset: str = "cifar10") -> list[str]:
     """Overrides that pin everything but the method: model, data, optimizer, schedule, budget, evaluation."""
-    path, size, n_train = DATASETS[dataset]
+    path, size, _ = DATASETS[dataset]
     if not path.exists():
         raise SystemExit(f"--dataset {dataset} needs {path} (../shared/datasets)")
     return ["data.format=npz", f"data.root={path}", f"data.image_size={size}", f"data.num_workers={min(threads, 2)}",
             "data.train_samples=0", "data.batched_augment=true",
             "model.arch=mobilenetv3_small_100", "model.stem_stride=1", "model.projector_hidden=2048",
-            "model.projector_dim=128", "optim.lr=0.06", "optim.base_batch=256", "optim.momentum=0.9",
-            "optim.weight_decay=5e-4", "optim.warmup_epochs=1", "train.batch_size=256",
-            f"train.epochs={math.ceil(steps / (n_train // 256))}", f"train.max_steps={steps}",
+            "model.projector_dim=128", "optim.lr=0.06", f"optim.base_batch={BATCH}", "optim.momentum=0.9",
+            "optim.weight_decay=5e-4", "optim.warmup_epochs=1", f"train.batch_size={BATCH}",
+            f"train.epochs={math.ceil(steps / steps_per_epoch(dataset))}", f"train.max_steps={steps}",
             "train.knn_every=0", "train.device=cpu", f"train.threads={threads}",
             "train.log_every=20", "knn.k=200", "knn.temperature=0.1", f"output_dir={out}"]
 
@@ -102,8 +107,7 @@ def main() -> None:
     args = parse_cifar_args(p, set_help="recipe overrides after the protocol's and the row's (ablations)",
                             check_cifar=False)  # protocol() checks the --dataset file
     rows = []
-    n_train = DATASETS[args.dataset][2]
-    known = {**ROWS, **relation_rows(args.steps, n_train // 256)}
+    known = {**ROWS, **relation_rows(args.steps, steps_per_epoch(args.dataset))}
     for name in args.methods.split(","):
         if name not in known:
             raise SystemExit(f"--methods: unknown row '{name}'; use {', '.join(known)}")
