@@ -17,7 +17,8 @@ from edgessl.config import Config, bounds
 from edgessl.methods.base import Context, Method, StepOutput, check_queue
 from edgessl.methods.batchnorm import shuffled_forward, use_split_bn, use_sync_bn, usable_splits
 from edgessl.methods.ema import ema_momentum, ema_update
-from edgessl.methods.losses import entropy, mean_cosine
+from edgessl.errors import EdgeSSLError
+from edgessl.methods.losses import entropy, mean_cosine, strong_pair_ntxent
 from edgessl.methods.queue import EmbeddingQueue
 from edgessl.models.heads import mlp
 
@@ -39,6 +40,16 @@ class EmaTeacherOptions:
     # auto = split on one process, shuffle under DDP.
     batchnorm: Literal["auto", "split", "shuffle", "sync", "plain"] = "auto"
     bn_splits: int = field(default=8, metadata=bounds(1))
+    # weight of an added NT-Xent among the student's strong views of one image across the view pairs (SimCLR's
+    # in-batch negatives, per process); 0 = off; needs data.view_pairs >= 2
+    ntxent_weight: float = field(default=0.0, metadata=bounds(0))
+    ntxent_tau: float = field(default=0.1, metadata=bounds(0, None, lo_open=True))
+
+
+def ntxent_note(options: EmaTeacherOptions) -> str:
+    """The describe() suffix naming the added strong-view NT-Xent, or ""."""
+    w = options.ntxent_weight
+    return f" + {w:g} x NT-Xent among the student's strong views (t={options.ntxent_tau:g})" if w else ""
 
 
 class EmaTeacherMethod(Method):
@@ -55,6 +66,9 @@ class EmaTeacherMethod(Method):
         self.queue = EmbeddingQueue(options.queue_size, m.projector_dim, generator=gen)
         self.options, self.total_steps, self.tau_t = options, ctx.total_steps, options.tau_t
         self.target_pairs = cfg.data.view_pairs if options.pair_targets == "all" else 1
+        self.pairs = cfg.data.view_pairs
+        if options.ntxent_weight:
+            self.metric_names = (*self.metric_names, "loss_ntxent")
         self.batchnorm = options.batchnorm
         if self.batchnorm == "auto":
             self.batchnorm = "shuffle" if ctx.world > 1 else "split"
@@ -68,6 +82,9 @@ class EmaTeacherMethod(Method):
     def check(cls, cfg: Config, options: EmaTeacherOptions) -> None:
         super().check(cfg, options)
         check_queue(f"{cls.name}.queue_size", options.queue_size, cfg)
+        if options.ntxent_weight and cfg.data.view_pairs < 2:
+            raise EdgeSSLError(f"{cls.name}.ntxent_weight={options.ntxent_weight:g} needs two strong views of an "
+                               "image: set data.view_pairs=2 (or more), or the weight to 0")
 
     def schedule(self, step: int) -> dict[str, float]:
         o = self.options
@@ -114,6 +131,10 @@ class EmaTeacherMethod(Method):
         with torch.no_grad():
             metrics = {"momentum": torch.tensor(sched["momentum"], device=loss.device), "pt_entropy": entropy(p_t),
                        "key_cosine": mean_cosine(z_t)}
+        if self.options.ntxent_weight:
+            ntxent = strong_pair_ntxent(z_s[:len(strong)], self.pairs, self.options.ntxent_tau)
+            loss, kind, metrics["loss_ntxent"] = loss + self.options.ntxent_weight * ntxent, kind + "+ntxent", \
+                ntxent.detach()
         return StepOutput(loss, kind, metrics, {"keys": z_t}), head
 
     @torch.no_grad()

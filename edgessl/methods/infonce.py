@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from edgessl.config import bounds
-from edgessl.methods.ema_teacher import EmaTeacherMethod, EmaTeacherOptions
+from edgessl.methods.ema_teacher import EmaTeacherMethod, EmaTeacherOptions, ntxent_note
 from edgessl.methods.losses import infonce_loss
 
 
@@ -29,7 +29,7 @@ class InfoNCE(EmaTeacherMethod):
     @classmethod
     def describe(cls, options: Options) -> str:
         return (f"InfoNCE against the EMA teacher's weak-view keys and a queue of {options.queue_size} "
-                f"(t={options.tau:g})")
+                f"(t={options.tau:g})" + ntxent_note(options))
 
     def target_loss(self, z_s, z_t, targets, sched):
         loss = torch.zeros((), device=z_s.device)

@@ -49,6 +49,22 @@ def infonce_loss(z_s: torch.Tensor, z_t: torch.Tensor, queue: torch.Tensor, tau:
 
 
 @float32
+def strong_pair_ntxent(z: torch.Tensor, pairs: int, tau: float) -> torch.Tensor:
+    """NT-Xent among `pairs` views of each image (SimCLR's loss, with SupCon's mean over several positives).
+
+    `z`: (pairs x B, D) L2-normalized, draw-major (rows p*B..(p+1)*B-1 are draw p of the B images). Each row's
+    positives are the other draws of its image; every other row of the batch is a negative. With 2 draws this is
+    SimCLR's NT-Xent over 2B rows."""
+    z = z.float()
+    n = z.shape[0]
+    image = torch.arange(n, device=z.device) % (n // pairs)
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    positive = (image[:, None] == image[None, :]) & ~self_mask
+    log_p = F.log_softmax((z @ z.T / tau).masked_fill(self_mask, float("-inf")), dim=1)
+    return -(log_p.masked_fill(~positive, 0).sum(dim=1) / positive.sum(dim=1)).mean()
+
+
+@float32
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of the rows of a probability matrix: near ln K means a flat, uninformative target."""
     p = p.float()

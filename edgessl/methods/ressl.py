@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 
 from edgessl.config import bounds
-from edgessl.methods.ema_teacher import EmaTeacherMethod, EmaTeacherOptions
+from edgessl.methods.ema_teacher import EmaTeacherMethod, EmaTeacherOptions, ntxent_note
 from edgessl.methods.losses import infonce_loss, relation_loss
 
 
@@ -52,7 +52,7 @@ class ReSSL(EmaTeacherMethod):
         if options.infonce_weight_schedule == "linear" and w < 1:
             after = f"InfoNCE handing over linearly to {after} at the last step"
         warm = options.infonce_warmup_epochs
-        return f"InfoNCE for {warm:g} epochs, then {after}" if warm else after
+        return (f"InfoNCE for {warm:g} epochs, then {after}" if warm else after) + ntxent_note(options)
 
     def schedule(self, step: int) -> dict[str, float]:
         weight = self.options.infonce_weight

@@ -1,8 +1,10 @@
 """`infonce`: InfoNCE against a hand-computed value, cross-pair targets, EMA (cosine schedule) and queue."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from edgessl.errors import EdgeSSLError
 from tests.methods.conftest import build, ema_moved, views
 
 
@@ -47,3 +49,30 @@ def test_cosine_ema_schedule_moves_the_teacher_by_the_scheduled_momentum():
     out, _ = method.loss_step(views(), {"momentum": m})
     assert ema_moved(before, student, list(method.teacher.ema_parameters()), m)
     assert out.metrics["momentum"].item() == torch.tensor(m).item()
+
+
+def _by_hand_ntxent(a, b, tau):
+    """SimCLR's NT-Xent over the 2B rows [a; b] (a[i], b[i] are two views of image i)."""
+    z = torch.cat([a, b])
+    logits = (z @ z.T / tau).fill_diagonal_(float("-inf"))
+    partner = torch.arange(len(z)).roll(len(a))
+    return F.cross_entropy(logits, partner)
+
+
+def test_ntxent_weight_adds_simclr_loss_among_the_students_strong_views():
+    common = ("data.view_pairs=2", "infonce.pair_targets=all", "infonce.queue_size=8", "infonce.batchnorm=plain")
+    plain, mixed = build("infonce", *common), build("infonce", *common, "infonce.ntxent_weight=0.5",
+                                                     "infonce.ntxent_tau=0.3")
+    strong, weak = views(rows=8)  # 2 draws x 4 images, draw-major
+    base, _ = plain.loss_step([strong, weak], plain.schedule(0))
+    out, _ = mixed.loss_step([strong, weak], mixed.schedule(0))
+    z_s = F.normalize(mixed.student(strong).float(), dim=1)
+    ntxent = _by_hand_ntxent(z_s[:4], z_s[4:], 0.3)
+    assert out.loss_kind == "infonce+ntxent" and "loss_ntxent" in mixed.columns()
+    assert torch.allclose(out.metrics["loss_ntxent"], ntxent, atol=1e-5)
+    assert torch.allclose(out.loss, base.loss + 0.5 * ntxent, atol=1e-5)
+
+
+def test_ntxent_weight_without_two_view_pairs_is_a_one_line_error():
+    with pytest.raises(EdgeSSLError, match="infonce.ntxent_weight=0.5 needs two strong views.*data.view_pairs=2"):
+        build("infonce", "infonce.ntxent_weight=0.5")
