@@ -7,14 +7,17 @@ CIFAR-10 training images, 2 CPU threads; weighted kNN (k=200, T=0.1, cosine) on 
 features in eval mode, 50k train images as the bank, the 10k test images as queries.
 
 Every row is a recipe plus `method=` (and the row's overrides): `infonce` is recipes/cifar10_mobilenetv3_small.yaml
-as it is; `ressl`, `simclr`, `moco_v2` and `byol` are the same recipe with another method, so they share its
-backbone, projector (BN included), data (two view pairs per image), optimizer and schedule -- the peers draw two
-strong views per pair and use lightly's losses (pip install -e ".[peers]"), at their usual temperatures (method
-options). `ressl_official` is the paper's settings (recipes/ressl_official.yaml); `ressl_bn` those with BN in the
-projector. The relation-share rows run `ressl` on the default's ingredients with InfoNCE at the default's
-temperature: `ressl_warm25`/`ressl_warm50` InfoNCE for the first 25/50 % of the steps then the relation loss
-(`_pred`: with the student's predictor), `ressl_mix25` a fixed 0.25 relation share, `ressl_grow` a share growing
-linearly from 0 to 1 over the run. `--set` adds recipe overrides after the protocol's and the row's (e.g.
+as it is (InfoNCE on the weak-view teacher keys + NT-Xent among the student's strong views, three view pairs);
+`infonce_2pairs` the same at two view pairs, `infonce_only` without the NT-Xent at two pairs (the default before
+issue 26). `ressl`, `simclr`, `moco_v2` and `byol` are the same recipe with another method at two view pairs, so they
+share its backbone, projector (BN included), optimizer and schedule -- the peers draw two strong views per pair (four
+a step: SimCLR's step costs what the default's three strong and three weak views cost) and use lightly's losses
+(pip install -e ".[peers]"), at their usual temperatures (method options). `ressl_official` is the paper's
+settings (recipes/ressl_official.yaml); `ressl_bn` those with BN in the projector. The relation-share rows run
+`ressl` on the default's ingredients (two view pairs, no NT-Xent) with InfoNCE at the default's temperature:
+`ressl_warm25`/`ressl_warm50` InfoNCE for the first 25/50 % of the steps then the relation loss (`_pred`: with the
+student's predictor), `ressl_mix25` a fixed 0.25 relation share, `ressl_grow` a share growing linearly from 0 to 1
+over the run. `--set` adds recipe overrides after the protocol's and the row's (e.g.
 simclr.temperature=0.2).
 
     python benchmarks/quality_cifar10.py                                           # all rows, 780 steps
@@ -44,13 +47,18 @@ from edgessl.models import build_backbone
 
 DEFAULT = ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml"
 OFFICIAL = ROOT / "recipes" / "ressl_official.yaml"
+PAIRS2 = ["data.view_pairs=2"]  # the peers' and ressl's measured protocol: two view pairs (SimCLR: 4 strong views)
+ONE_PAIR_LESS = ["data.view_pairs=2", "infonce.queue_size=4096"]  # the default at two view pairs
 ROWS = {  # row -> (recipe, overrides)
     "none": (DEFAULT, []),
     "infonce": (DEFAULT, []),
-    "ressl": (DEFAULT, ["method=ressl", "ressl.tau_s=0.1", "ressl.pair_targets=all", "ressl.batchnorm=plain"]),
-    "simclr": (DEFAULT, ["method=simclr"]),
-    "moco_v2": (DEFAULT, ["method=moco_v2"]),
-    "byol": (DEFAULT, ["method=byol"]),
+    "infonce_2pairs": (DEFAULT, ONE_PAIR_LESS),
+    "infonce_only": (DEFAULT, [*ONE_PAIR_LESS, "infonce.ntxent_weight=0"]),
+    "ressl": (DEFAULT, ["method=ressl", *PAIRS2, "ressl.tau_s=0.1", "ressl.pair_targets=all",
+                        "ressl.batchnorm=plain"]),
+    "simclr": (DEFAULT, ["method=simclr", *PAIRS2]),
+    "moco_v2": (DEFAULT, ["method=moco_v2", *PAIRS2]),
+    "byol": (DEFAULT, ["method=byol", *PAIRS2]),
     "ressl_official": (OFFICIAL, []),
     "ressl_bn": (OFFICIAL, ["model.projector_bn=true", "model.projector_out_bn=true"]),
 }
