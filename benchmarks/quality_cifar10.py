@@ -48,12 +48,12 @@ from edgessl.models import build_backbone
 DEFAULT = ROOT / "recipes" / "cifar10_mobilenetv3_small.yaml"
 OFFICIAL = ROOT / "recipes" / "ressl_official.yaml"
 PAIRS2 = ["data.view_pairs=2"]  # the peers' and ressl's measured protocol: two view pairs (SimCLR: 4 strong views)
-ONE_PAIR_LESS = ["data.view_pairs=2", "infonce.queue_size=4096"]  # the default at two view pairs
+DEFAULT_2PAIRS = [*PAIRS2, "infonce.queue_size=4096"]  # the default at two view pairs (its queue: 8 steps of keys)
 ROWS = {  # row -> (recipe, overrides)
     "none": (DEFAULT, []),
     "infonce": (DEFAULT, []),
-    "infonce_2pairs": (DEFAULT, ONE_PAIR_LESS),
-    "infonce_only": (DEFAULT, [*ONE_PAIR_LESS, "infonce.ntxent_weight=0"]),
+    "infonce_2pairs": (DEFAULT, DEFAULT_2PAIRS),
+    "infonce_only": (DEFAULT, [*DEFAULT_2PAIRS, "infonce.ntxent_weight=0"]),
     "ressl": (DEFAULT, ["method=ressl", *PAIRS2, "ressl.tau_s=0.1", "ressl.pair_targets=all",
                         "ressl.batchnorm=plain"]),
     "simclr": (DEFAULT, ["method=simclr", *PAIRS2]),

@@ -14,10 +14,10 @@ from torch import nn
 
 from edgessl import distributed as D
 from edgessl.config import Config, bounds
+from edgessl.errors import EdgeSSLError
 from edgessl.methods.base import Context, Method, StepOutput, check_queue
 from edgessl.methods.batchnorm import shuffled_forward, use_split_bn, use_sync_bn, usable_splits
 from edgessl.methods.ema import ema_momentum, ema_update
-from edgessl.errors import EdgeSSLError
 from edgessl.methods.losses import entropy, mean_cosine, strong_pair_ntxent
 from edgessl.methods.queue import EmbeddingQueue
 from edgessl.models.heads import mlp
@@ -131,10 +131,11 @@ class EmaTeacherMethod(Method):
         with torch.no_grad():
             metrics = {"momentum": torch.tensor(sched["momentum"], device=loss.device), "pt_entropy": entropy(p_t),
                        "key_cosine": mean_cosine(z_t)}
-        if self.options.ntxent_weight:
+        if self.options.ntxent_weight:  # the strong views' rows only, not the multi-crop views'
             ntxent = strong_pair_ntxent(z_s[:len(strong)], self.pairs, self.options.ntxent_tau)
-            loss, kind, metrics["loss_ntxent"] = loss + self.options.ntxent_weight * ntxent, kind + "+ntxent", \
-                ntxent.detach()
+            loss = loss + self.options.ntxent_weight * ntxent
+            kind += "+ntxent"
+            metrics["loss_ntxent"] = ntxent.detach()
         return StepOutput(loss, kind, metrics, {"keys": z_t}), head
 
     @torch.no_grad()
